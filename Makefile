@@ -1,0 +1,38 @@
+# Everything installs itself: uv is bootstrapped with pip when missing, then `uv sync --frozen` against uv.lock.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: install test demo ui lint reliability bench clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+install: .venv/.synced
+
+test: install
+	$(RUN) ruff check .
+	$(RUN) pytest -m "not slow"
+
+demo: install
+	$(RUN) python -m pipelines.demo
+
+ui: install
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home SALES_CHANNEL_DATA=$(CURDIR)/.demo/data \
+	  $(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+bench: install
+	$(RUN) python -m bench.offline --skus 1000000
+
+clean:
+	rm -rf .demo .venv .tools .pytest_cache
