@@ -1,0 +1,177 @@
+"""The seller's channel connections: one entry per Amazon marketplace, loaded from `channels.yaml`.
+
+Amazon requires a sales channel to be enabled once per marketplace, so every entry names exactly one marketplace and
+becomes one Dagster partition (its `name`). The file's path comes from `SALES_CHANNEL_CONFIG` (default
+`channels.yaml` in the working directory); the seller's data directory from `SALES_CHANNEL_DATA` (default `./data`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seller.marketplaces import MARKETPLACES, REGIONS, Marketplace
+
+__all__ = [
+    "Channel",
+    "ChannelConfigError",
+    "Pricing",
+    "config_path",
+    "data_dir",
+    "load_channels",
+    "parse_channels",
+]
+
+CONFIG_ENV = "SALES_CHANNEL_CONFIG"
+DATA_ENV = "SALES_CHANNEL_DATA"
+
+# Amazon merchant tokens are upper-case alphanumerics starting with "A" (e.g. A2EUQ1WTGCTBG2).
+_SELLER_ID = re.compile(r"^A[0-9A-Z]{9,19}$")
+# The partition key: short, lower-case, safe in file paths and Dagster partition keys (no commas).
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class ChannelConfigError(ValueError):
+    """The channels file is malformed; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How Buy Box prices are computed for one channel (the seed's `match_competitor` rule)."""
+
+    undercut_percent: Decimal = Decimal("0.5")
+    freshness_hours: int = 24
+    compete_with: str = "all"  # "all" | "fba_only"
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    seller_id: str
+    marketplace_id: str
+    region: str
+    enable_notifications: bool = False
+    use_feed: str = "auto"  # "auto" | "true" | "false"
+    pricing: Pricing = field(default_factory=Pricing)
+
+    @property
+    def marketplace(self) -> Marketplace:
+        return MARKETPLACES[self.marketplace_id]
+
+    @property
+    def currency(self) -> str:
+        return self.marketplace.currency
+
+    @property
+    def decimals(self) -> int:
+        return self.marketplace.decimals
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or "channels.yaml")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get(DATA_ENV) or "data")
+
+
+def load_channels(path: str | os.PathLike[str] | None = None) -> dict[str, Channel]:
+    """Read and validate the channels file; channels keyed by name, in file order."""
+    path = Path(path) if path is not None else config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ChannelConfigError(f"{path}: cannot read the channels file ({exc.strerror})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ChannelConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_channels(doc, source=str(path))
+
+
+def parse_channels(doc: Any, source: str = "channels.yaml") -> dict[str, Channel]:
+    """Validate a parsed channels document against the marketplace table."""
+    entries = doc.get("channels") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ChannelConfigError(f"{source}: expected a non-empty list under 'channels'")
+    channels: dict[str, Channel] = {}
+    for index, entry in enumerate(entries, start=1):
+        channel = _parse_entry(entry, f"{source}: channel entry {index}")
+        if channel.name in channels:
+            raise ChannelConfigError(
+                f"{source}: channel entry {index}: duplicate name {channel.name!r} (each marketplace connection "
+                "needs its own name)"
+            )
+        channels[channel.name] = channel
+    return channels
+
+
+def _parse_entry(entry: Any, where: str) -> Channel:
+    if not isinstance(entry, dict):
+        raise ChannelConfigError(f"{where}: expected a mapping with name, seller_id, marketplace_id, region")
+    missing = [k for k in ("name", "seller_id", "marketplace_id", "region") if not entry.get(k)]
+    if missing:
+        raise ChannelConfigError(f"{where}: missing {', '.join(missing)}")
+    name = str(entry["name"])
+    where = f"{where} ({name!r})"
+    if not _NAME.match(name):
+        raise ChannelConfigError(f"{where}: name must be lower-case letters, digits, '-' or '_' (max 32)")
+    seller_id = str(entry["seller_id"])
+    if not _SELLER_ID.match(seller_id):
+        raise ChannelConfigError(
+            f"{where}: malformed seller_id {seller_id!r} (Amazon merchant tokens look like A2EUQ1WTGCTBG2)"
+        )
+    region = str(entry["region"]).lower()
+    if region not in REGIONS:
+        raise ChannelConfigError(f"{where}: region must be one of {', '.join(REGIONS)}, not {region!r}")
+    marketplace_id = str(entry["marketplace_id"])
+    market = MARKETPLACES.get(marketplace_id)
+    if market is None:
+        raise ChannelConfigError(f"{where}: unknown marketplace_id {marketplace_id!r}")
+    if market.region != region:
+        raise ChannelConfigError(
+            f"{where}: marketplace {marketplace_id} ({market.country}) belongs to region {market.region}, "
+            f"not {region}"
+        )
+    use_feed = str(entry.get("use_feed", "auto")).lower()
+    if use_feed not in ("auto", "true", "false"):
+        raise ChannelConfigError(f"{where}: use_feed must be auto, true or false, not {use_feed!r}")
+    notifications = entry.get("enable_notifications", False)
+    if not isinstance(notifications, bool):
+        raise ChannelConfigError(f"{where}: enable_notifications must be true or false")
+    return Channel(
+        name=name,
+        seller_id=seller_id,
+        marketplace_id=marketplace_id,
+        region=region,
+        enable_notifications=notifications,
+        use_feed=use_feed,
+        pricing=_parse_pricing(entry.get("pricing") or {}, where),
+    )
+
+
+def _parse_pricing(block: Any, where: str) -> Pricing:
+    if not isinstance(block, dict):
+        raise ChannelConfigError(f"{where}: pricing must be a mapping")
+    unknown = set(block) - {"undercut_percent", "freshness_hours", "compete_with"}
+    if unknown:
+        raise ChannelConfigError(f"{where}: unknown pricing keys {sorted(unknown)}")
+    try:
+        undercut = Decimal(str(block.get("undercut_percent", "0.5")))
+    except InvalidOperation:
+        raise ChannelConfigError(f"{where}: pricing.undercut_percent must be a number") from None
+    if not Decimal(0) <= undercut < Decimal(100) or undercut.as_tuple().exponent < -4:
+        raise ChannelConfigError(f"{where}: pricing.undercut_percent must be in [0, 100) with ≤ 4 decimals")
+    freshness = block.get("freshness_hours", 24)
+    if not isinstance(freshness, int) or isinstance(freshness, bool) or freshness <= 0:
+        raise ChannelConfigError(f"{where}: pricing.freshness_hours must be a positive whole number of hours")
+    compete_with = str(block.get("compete_with", "all"))
+    if compete_with not in ("all", "fba_only"):
+        raise ChannelConfigError(f"{where}: pricing.compete_with must be all or fba_only")
+    return Pricing(undercut_percent=undercut, freshness_hours=freshness, compete_with=compete_with)
