@@ -1,0 +1,1 @@
+"""Shared fixtures. The SP-API emulator fixtures live in `emulator.testing` so any test can start one."""
