@@ -1,0 +1,1 @@
+"""Buy Box pricing rules: pure SQL over DuckDB relations, money as integer minor units. No Dagster here."""

@@ -1,0 +1,1 @@
+"""Dagster resources: the embedded warehouse, and the SP-API resource (the only code that talks to Amazon)."""

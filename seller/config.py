@@ -136,8 +136,7 @@ def _parse_entry(entry: Any, where: str) -> Channel:
         raise ChannelConfigError(f"{where}: unknown marketplace_id {marketplace_id!r}")
     if market.region != region:
         raise ChannelConfigError(
-            f"{where}: marketplace {marketplace_id} ({market.country}) belongs to region {market.region}, "
-            f"not {region}"
+            f"{where}: marketplace {marketplace_id} ({market.country}) belongs to region {market.region}, not {region}"
         )
     use_feed = str(entry.get("use_feed", "auto")).lower()
     if use_feed not in ("auto", "true", "false"):

@@ -90,9 +90,9 @@ def generate(
             )[mapped]
         )
         fba_rows.append(
-            pd.DataFrame(
-                {"channel": channel.name, "sku": sku, "fulfillable_quantity": rng.integers(0, 400, n)}
-            )[fba & mapped]
+            pd.DataFrame({"channel": channel.name, "sku": sku, "fulfillable_quantity": rng.integers(0, 400, n)})[
+                fba & mapped
+            ]
         )
         # 0–6 offers per ASIN around our base price; some below our floor so the clamp shows.
         counts = rng.integers(0, 7, n)
@@ -150,7 +150,7 @@ def generate(
         target = out / f"{name}.{fmt}"
         options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
         con.execute(f"COPY ({sql}) TO '{target}' ({options})")
-        counts[name] = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+        counts[name] = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
     con.close()
     return counts
 

@@ -1,0 +1,110 @@
+"""The generated feed documents of a channel, written atomically under `<data_dir>/feeds/<channel>/`.
+
+JSON_LISTINGS_FEED is what gets submitted to Amazon; the two flat files are kept for inspection, Seller Central
+upload and legacy tools (Amazon ends them FATAL since 2025-07-31).
+"""
+
+
+import dagster as dg
+import duckdb
+
+from assets.metadata import file_metadata
+from feeds.files import replace_dir_atomic, write_atomic
+from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY, flat_file
+from feeds.listings_json import FEED_TYPE, listings_feed_documents
+from feeds.updates import offer_updates
+from pipelines.partitions import channel_for, channel_partitions
+from resources.warehouse import Warehouse
+from seller.marketplaces import FBA_CHANNEL_CODE
+
+_DEPS = ["buybox_prices", "reconciled_inventory"]
+
+
+def _updates(con: duckdb.DuckDBPyConnection, channel: str) -> None:
+    """Refuse to publish while any input of the channel is invalid, then expose the `updates` relation."""
+    problems = con.execute("SELECT count(*) FROM input_errors").fetchall()[0][0]
+    if problems:
+        raise dg.Failure(
+            description=f"channel {channel}: {problems} input problem(s) recorded in input_errors; "
+            "no feed is written until the seller's files are fixed",
+        )
+    offer_updates(con, "buybox_prices", "reconciled_inventory").create_view("updates", replace=True)
+
+
+def _flat_file_asset(feed_type: str, name: str, description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        partitions_def=channel_partitions,
+        group_name="feeds",
+        kinds={"file"},
+        deps=_DEPS,
+        description=description,
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        channel = channel_for(context.partition_key)
+        with warehouse.connect(channel.name) as con:
+            _updates(con, channel.name)
+            data, rows = flat_file(
+                con, feed_type, "updates", decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
+            )
+        path = write_atomic(warehouse.feeds_dir(channel.name) / f"{feed_type}.txt", data)
+        head = data.decode("utf-8").splitlines()[:6]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "feed_type": feed_type,
+                **file_metadata([path]),
+                "preview": dg.MetadataValue.md("```\n" + "\n".join(head) + "\n```"),
+            }
+        )
+
+    return _asset
+
+
+price_quantity_feed = _flat_file_asset(
+    PRICE_QUANTITY,
+    "price_quantity_feed",
+    "The POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA flat file of the channel: one tab-delimited UTF-8 row per "
+    "mapped SKU with price, min/max seller-allowed price, quantity (empty for FBA), handling time and fulfillment "
+    "channel (DEFAULT for FBM, the region's AMAZON_* code for FBA). Source: buybox_prices and reconciled_inventory.",
+)
+
+inventory_loader_feed = _flat_file_asset(
+    INVENTORY_LOADER,
+    "inventory_loader_feed",
+    "The POST_FLAT_FILE_INVLOADER_DATA flat file of the channel in Amazon's column order: one row per mapped SKU, "
+    "product-id = the ASIN (type 1), item-condition 11 (New), add-delete `a`, price, min/max and quantity (empty "
+    "for FBA). Source: buybox_prices and reconciled_inventory.",
+)
+
+
+@dg.asset(partitions_def=channel_partitions, group_name="feeds", kinds={"json"}, deps=_DEPS)
+def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The JSON_LISTINGS_FEED documents of the channel, the bulk feed Amazon accepts today: one PATCH message per
+    mapped SKU replacing purchasable_offer (price, min/max) and, for FBM, fulfillment_availability (quantity,
+    handling time); at most 25,000 messages per document, numbered JSON_LISTINGS_FEED-0001.json upward. Source:
+    buybox_prices and reconciled_inventory."""
+    channel = channel_for(context.partition_key)
+    with warehouse.connect(channel.name) as con:
+        _updates(con, channel.name)
+        documents = listings_feed_documents(
+            con,
+            "updates",
+            seller_id=channel.seller_id,
+            marketplace_id=channel.marketplace_id,
+            currency=channel.currency,
+            decimals=channel.decimals,
+        )
+    files = {f"{FEED_TYPE}-{i:04d}.json": data for i, (data, _) in enumerate(documents, start=1)}
+    paths = replace_dir_atomic(warehouse.feeds_dir(channel.name) / FEED_TYPE, files)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(count for _, count in documents),
+            "feed_type": FEED_TYPE,
+            "documents": len(documents),
+            **file_metadata(paths),
+        }
+    )
+
+
+feed_assets = [price_quantity_feed, inventory_loader_feed, listings_feed]

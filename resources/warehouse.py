@@ -1,0 +1,56 @@
+"""The embedded default store: one DuckDB file per channel, plus the generated feed files, under the data directory.
+
+DuckDB allows one writing process per file, and a process holding a file open read-write locks out every other
+process, readers included. Channels are partitions that run concurrently, so each channel gets its own file
+(`<data_dir>/warehouse/<channel>.duckdb`): runs for different channels never wait on each other. Two runs of the
+*same* channel take turns: opening retries on the lock with backoff (`lock_timeout_s`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pricing.money import install_money_macros
+
+__all__ = ["Warehouse"]
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Per-channel DuckDB files and feed folders under `data_dir` (the seller's data directory)."""
+
+    data_dir: str
+    lock_timeout_s: float = 120.0
+
+    def database_path(self, channel: str) -> Path:
+        return Path(self.data_dir) / "warehouse" / f"{channel}.duckdb"
+
+    def feeds_dir(self, channel: str) -> Path:
+        return Path(self.data_dir) / "feeds" / channel
+
+    @contextmanager
+    def connect(self, channel: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the channel's database with the money macros installed; closed on exit."""
+        path = self.database_path(channel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only and path.exists())
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        try:
+            install_money_macros(con)
+            yield con
+        finally:
+            con.close()
