@@ -1,0 +1,268 @@
+"""Token buckets per seller × operation and the seller's global request caps, shared by every process of a machine.
+
+State lives in a small SQLite database in the client's state directory; every decision is one short
+`BEGIN IMMEDIATE` transaction, so two Dagster runs (processes) for the same seller share the same buckets and never
+jointly exceed a limit. A caller *reserves* its token: the bucket may go negative, and the reservation says when the
+caller may send. The caller sleeps outside the lock. Reservations queue callers in order instead of letting them
+race for each freed token, which keeps throughput close to the limit.
+
+Amazon's model (§3.4 of the facts): `rate` tokens/s refill a bucket of size `burst`, one token per call. We run a
+little under Amazon's numbers (`rate_safety`, one token less burst) so that network jitter between our clock and
+Amazon's does not turn an on-time call into a 429.
+
+Global caps (the Sales Channel module's "30 requests/minute, 36,000/day per seller") are sliding windows counted in
+slots (1/60 of the window each); a slot counts in full until the whole slot has left the window, so the count never
+underestimates. A cap of 0 switches it off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from resources.spapi._exceptions import Throttled
+
+__all__ = ["Throttle", "Reservation"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    seller TEXT NOT NULL, operation TEXT NOT NULL,
+    tokens REAL NOT NULL, updated REAL NOT NULL,
+    rate REAL NOT NULL, default_rate REAL NOT NULL, burst REAL NOT NULL,
+    PRIMARY KEY (seller, operation)
+);
+CREATE TABLE IF NOT EXISTS windows (
+    seller TEXT NOT NULL, kind TEXT NOT NULL, slot INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (seller, kind, slot)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The outcome of one attempt to take a token: `wait` seconds from now; `reserved` False means "ask again then"."""
+
+    wait: float
+    reserved: bool
+    limited_by: str  # "bucket", "minute" or "day"
+
+
+@dataclass(frozen=True)
+class _Window:
+    kind: str
+    cap: int
+    period: float
+
+    @property
+    def slot_len(self) -> float:
+        return self.period / 60.0 if self.kind == "minute" else self.period / 1440.0
+
+
+class Throttle:
+    """The shared limiter. Thread-safe; every process that opens the same `path` shares its state.
+
+    `requests_per_minute` / `requests_per_day` are per seller over all operations (0 = off). `minute_seconds` and
+    `day_seconds` exist so tests can shrink the windows; production keeps 60 and 86,400.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        requests_per_minute: int = 30,
+        requests_per_day: int = 36_000,
+        rate_safety: float = 0.97,
+        burst_margin: int = 1,
+        minute_seconds: float = 60.0,
+        day_seconds: float = 86_400.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if requests_per_minute < 0 or requests_per_day < 0:
+            raise ValueError("request caps must be >= 0 (0 switches a cap off)")
+        if not 0 < rate_safety <= 1:
+            raise ValueError("rate_safety must be in (0, 1]")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.windows = [
+            w
+            for w in (
+                _Window("minute", requests_per_minute, minute_seconds),
+                _Window("day", requests_per_day, day_seconds),
+            )
+            if w.cap > 0
+        ]
+        self.rate_safety = rate_safety
+        self.burst_margin = burst_margin
+        self._clock = clock
+        self._sleep = sleep
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        caps = ", ".join(f"{w.kind}={w.cap}" for w in self.windows) or "no caps"
+        return f"Throttle({str(self.path)!r}, {caps})"
+
+    # -- connections ----------------------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- the core decision ------------------------------------------------------------------------------------------
+    def _effective(self, rate: float, burst: float) -> tuple[float, float]:
+        return rate * self.rate_safety, max(1.0, burst - self.burst_margin)
+
+    def reserve(
+        self, seller: str, operation: str, rate: float, burst: int, deadline: float | None = None
+    ) -> Reservation:
+        """Take (or schedule) one token for `operation` of `seller` with the documented default `rate`/`burst`.
+
+        Returns how long to wait. When `reserved` is True the token is ours and the call may be sent after `wait`;
+        when False a global cap is full and the caller should ask again after `wait`. Nothing is reserved when the
+        send time would fall after `deadline`; then `Throttled` is raised.
+        """
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = self._clock()
+            row = conn.execute(
+                "SELECT tokens, updated, rate, default_rate, burst FROM buckets WHERE seller=? AND operation=?",
+                (seller, operation),
+            ).fetchone()
+            if row is None or row[3] != rate:
+                stored_rate = rate
+                tokens = self._effective(rate, burst)[1] if row is None else row[0]
+                updated = now if row is None else row[1]
+            else:
+                tokens, updated, stored_rate = row[0], row[1], row[2]
+            eff_rate, eff_burst = self._effective(stored_rate, burst)
+            tokens = min(eff_burst, tokens + max(0.0, now - updated) * eff_rate)
+            send_at = now if tokens >= 1 else now + (1 - tokens) / eff_rate
+            limited_by = "bucket"
+            for window in self.windows:
+                ready = self._window_ready(conn, seller, window, send_at)
+                if ready > send_at:
+                    send_at, limited_by = ready, window.kind
+            reserved = limited_by == "bucket"
+            if deadline is not None and send_at > deadline:
+                conn.execute("ROLLBACK")
+                raise Throttled(
+                    f"no token for seller {seller} within the call's time budget: the {limited_by} limit frees one "
+                    f"in {send_at - now:.1f} s",
+                    operation=operation,
+                )
+            if reserved:
+                tokens -= 1
+                for window in self.windows:
+                    slot = math.floor(send_at / window.slot_len)
+                    conn.execute(
+                        "INSERT INTO windows(seller, kind, slot, count) VALUES (?,?,?,1) "
+                        "ON CONFLICT(seller, kind, slot) DO UPDATE SET count = count + 1",
+                        (seller, window.kind, slot),
+                    )
+            conn.execute(
+                "INSERT OR REPLACE INTO buckets(seller, operation, tokens, updated, rate, default_rate, burst) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (seller, operation, tokens, now, stored_rate, rate, burst),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return Reservation(max(0.0, send_at - now), reserved, limited_by)
+
+    def _window_ready(self, conn: sqlite3.Connection, seller: str, window: _Window, at: float) -> float:
+        """The earliest time ≥ `at` at which one more request fits into `window`."""
+        first_slot = math.floor((at - window.period) / window.slot_len)
+        conn.execute("DELETE FROM windows WHERE seller=? AND kind=? AND slot < ?", (seller, window.kind, first_slot))
+        rows = conn.execute(
+            "SELECT slot, count FROM windows WHERE seller=? AND kind=? AND slot >= ? ORDER BY slot",
+            (seller, window.kind, first_slot),
+        ).fetchall()
+        total = sum(count for _, count in rows)
+        if total < window.cap:
+            return at
+        # Drop the oldest slots until one request fits; slot s leaves the window at (s + 1) * slot_len + period.
+        excess = total - window.cap + 1
+        for slot, count in rows:
+            excess -= count
+            if excess <= 0:
+                return max(at, (slot + 1) * window.slot_len + window.period)
+        return at  # unreachable: the rows sum to total
+
+    def acquire(self, seller: str, operation: str, rate: float, burst: int, deadline: float | None = None) -> float:
+        """Block until a token for `operation` is ours; return the seconds waited (`Throttled` past `deadline`)."""
+        waited = 0.0
+        while True:
+            reservation = self.reserve(seller, operation, rate, burst, deadline)
+            if reservation.wait > 0:
+                self._sleep(reservation.wait)
+                waited += reservation.wait
+            if reservation.reserved:
+                return waited
+
+    # -- feedback from Amazon -----------------------------------------------------------------------------------------
+    def adopt_rate(self, seller: str, operation: str, rate: float) -> bool:
+        """Use the rate Amazon reported in `x-amzn-RateLimit-Limit`; True when it changed the stored rate."""
+        if not rate > 0 or not math.isfinite(rate):
+            return False
+        conn = self._connect()
+        cur = conn.execute(
+            "UPDATE buckets SET rate=? WHERE seller=? AND operation=? AND abs(rate - ?) > 1e-9",
+            (rate, seller, operation, rate),
+        )
+        return cur.rowcount > 0
+
+    def on_throttled(self, seller: str, operation: str) -> None:
+        """Amazon answered 429: its bucket is empty, so ours must not hold tokens either (queued reservations stay)."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = self._clock()
+            row = conn.execute(
+                "SELECT tokens, updated, rate, burst FROM buckets WHERE seller=? AND operation=?", (seller, operation)
+            ).fetchone()
+            if row is not None:
+                eff_rate, eff_burst = self._effective(row[2], row[3])
+                tokens = min(eff_burst, row[0] + max(0.0, now - row[1]) * eff_rate)
+                conn.execute(
+                    "UPDATE buckets SET tokens=?, updated=? WHERE seller=? AND operation=?",
+                    (min(tokens, 0.0), now, seller, operation),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def snapshot(self, seller: str, operation: str) -> dict[str, float] | None:
+        """The stored bucket (tokens as of its last update, rate, burst), for tests and diagnostics."""
+        row = (
+            self._connect()
+            .execute(
+                "SELECT tokens, updated, rate, burst FROM buckets WHERE seller=? AND operation=?", (seller, operation)
+            )
+            .fetchone()
+        )
+        return None if row is None else {"tokens": row[0], "updated": row[1], "rate": row[2], "burst": row[3]}
