@@ -4,7 +4,6 @@ JSON_LISTINGS_FEED is what gets submitted to Amazon; the two flat files are kept
 upload and legacy tools (Amazon ends them FATAL since 2025-07-31).
 """
 
-
 import dagster as dg
 import duckdb
 

@@ -1,6 +1,5 @@
 """What happened to each SKU of a channel, run by run."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg

@@ -5,7 +5,6 @@ and shown; every problem is listed with file, row, column and value in the check
 `input_errors` table.
 """
 
-
 import dagster as dg
 import pyarrow.compute as pc
 

@@ -1,6 +1,5 @@
 """Reconciled inventory: the quantity each mapped SKU should show on the channel."""
 
-
 import dagster as dg
 
 from assets.metadata import table_preview

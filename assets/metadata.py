@@ -1,6 +1,5 @@
 """Metadata shown in the Dagster UI for every materialization: row counts, previews, files."""
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Buy Box prices: the price each mapped SKU should carry, inside the seller's floor and ceiling."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -26,20 +25,30 @@ FROM buybox_prices
 """
 
 
+class PricingRunConfig(dg.Config):
+    """`as_of`: price as if it were this ISO 8601 instant (replays, backfills, tests); default: now."""
+
+    as_of: str | None = None
+
+
 @dg.asset(
     partitions_def=channel_partitions,
     group_name="pricing",
     kinds={"duckdb"},
     deps=["reconciled_inventory", "competitor_prices", "channel_mappings", "master_inventory"],
 )
-def buybox_prices(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+def buybox_prices(
+    context: dg.AssetExecutionContext, config: PricingRunConfig, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """Computed Buy Box prices for the channel, one row per mapped SKU: the seed's match_competitor rule (undercut
     the lowest fresh competitor's landed price by undercut_percent, rounded down to the currency's minor unit, then
     clamped to [min_price, max_price]; the base price when no fresh competitor exists), the rule outcome and the
     competitor it answered. Prices are integer minor units plus exact DECIMAL amounts. Source: reconciled_inventory,
     channel_mappings, master_inventory and competitor_prices."""
     channel = channel_for(context.partition_key)
-    now = datetime.now(UTC)
+    now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
+    if now.tzinfo is None:
+        raise dg.Failure(description=f"as_of {config.as_of!r} needs a UTC offset, e.g. 2026-11-29T10:00:00+00:00")
     with warehouse.connect(channel.name) as con:
         con.execute(_LISTINGS)
         buybox.buybox_prices(

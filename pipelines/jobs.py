@@ -1,6 +1,5 @@
 """Jobs and schedules over the channel partitions."""
 
-
 import dagster as dg
 
 from pipelines.partitions import CHANNELS, channel_partitions

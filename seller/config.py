@@ -105,8 +105,8 @@ def parse_channels(doc: Any, source: str = "channels.yaml") -> dict[str, Channel
         channel = _parse_entry(entry, f"{source}: channel entry {index}")
         if channel.name in channels:
             raise ChannelConfigError(
-                f"{source}: channel entry {index}: duplicate name {channel.name!r} (each marketplace connection "
-                "needs its own name)"
+                f"{source}: channel entry {index} ({channel.name!r}): duplicate name {channel.name!r} "
+                "(each marketplace connection needs its own name)"
             )
         channels[channel.name] = channel
     return channels

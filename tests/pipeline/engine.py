@@ -1,0 +1,60 @@
+"""The offline engine end to end without Dagster, for golden-file tests: inputs -> prices -> feed documents."""
+
+from datetime import datetime
+
+import duckdb
+
+from feeds.flat_files import flat_file
+from feeds.listings_json import listings_feed_documents
+from feeds.updates import offer_updates
+from pricing.buybox import buybox_prices
+from pricing.money import install_money_macros
+from seller.config import Channel
+from seller.inputs import INPUTS, load_input
+from seller.marketplaces import FBA_CHANNEL_CODE
+from seller.reconcile import reconcile
+
+
+def channel_engine(data_dir, channels: dict[str, Channel], channel: str, now: datetime) -> duckdb.DuckDBPyConnection:
+    """A connection holding the channel's validated inputs and its `updates` relation."""
+    con = duckdb.connect()
+    install_money_macros(con)
+    for name in INPUTS:
+        loaded = load_input(name, data_dir, channels)
+        assert loaded.errors.num_rows == 0, loaded.errors.to_pylist()
+        table = loaded.valid
+        if INPUTS[name].channel_scoped:
+            table = table.filter(table.column("channel").to_pandas().eq(channel).to_numpy())
+        con.register(f"{name}_src", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_src")
+    ch = channels[channel]
+    reconcile(con, "channel_mappings", "master_inventory", "fba_inventory").create("reconciled_inventory")
+    con.execute(
+        "CREATE VIEW listings AS SELECT r.sku, r.asin, r.fulfillment, m.price AS base_price, c.min_price, "
+        "c.max_price, c.shipping, c.undercut_percent FROM reconciled_inventory r JOIN master_inventory m USING (sku) "
+        "JOIN channel_mappings c USING (sku)"
+    )
+    buybox_prices(
+        con, "listings", "competitor_prices", seller_id=ch.seller_id, decimals=ch.decimals, pricing=ch.pricing, now=now
+    ).create("buybox_prices")
+    offer_updates(con, "buybox_prices", "reconciled_inventory").create("updates")
+    return con
+
+
+def documents(con, channel: Channel) -> dict[str, bytes]:
+    out = {}
+    for feed_type in ("POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA", "POST_FLAT_FILE_INVLOADER_DATA"):
+        out[f"{feed_type}.txt"] = flat_file(
+            con, feed_type, "updates", decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
+        )[0]
+    docs = listings_feed_documents(
+        con,
+        "updates",
+        seller_id=channel.seller_id,
+        marketplace_id=channel.marketplace_id,
+        currency=channel.currency,
+        decimals=channel.decimals,
+    )
+    for i, (data, _) in enumerate(docs, start=1):
+        out[f"JSON_LISTINGS_FEED-{i:04d}.json"] = data
+    return out

@@ -1,0 +1,105 @@
+"""Feed documents byte for byte against golden files; JSON documents valid against Amazon's schema; the split."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import jsonschema
+import pytest
+
+from feeds.flat_files import PRICE_QUANTITY, flat_file
+from feeds.listings_json import listings_feed_documents
+from pricing.money import install_money_macros
+from tests.models import load_schema
+from tests.pipeline.engine import channel_engine, documents
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("channel", ["us", "uk"])
+def test_feeds_match_golden_files_byte_for_byte(small_seller, channels, channel):
+    produced = documents(channel_engine(small_seller, channels, channel, NOW), channels[channel])
+    golden = {p.name.removeprefix(f"{channel}-"): p.read_bytes() for p in GOLDEN.glob(f"{channel}-*")}
+    assert sorted(produced) == sorted(golden)
+    for name, data in produced.items():
+        assert data == golden[name], name
+
+
+def test_flat_files_are_utf8_tab_delimited_with_lf(small_seller, channels):
+    data = documents(channel_engine(small_seller, channels, "us", NOW), channels["us"])[f"{PRICE_QUANTITY}.txt"]
+    text = data.decode("utf-8")
+    assert "SKU ü-7\t19.99" in text
+    assert "\r" not in text and text.endswith("\n")
+    assert {line.count("\t") for line in text.splitlines()} == {6}
+
+
+def test_json_feed_is_valid_against_amazons_schema(small_seller, channels):
+    schema = load_schema("schemas/feeds/listings-feed-schema-v2.json")
+    for channel in ("us", "uk"):
+        for name, data in documents(channel_engine(small_seller, channels, channel, NOW), channels[channel]).items():
+            if name.endswith(".json"):
+                jsonschema.validate(json.loads(data), schema)
+
+
+def updates(n: int) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    install_money_macros(con)
+    con.execute(
+        "CREATE TABLE updates AS SELECT printf('SKU-%06d', i) AS sku, 'B000000001' AS asin, "
+        "CASE WHEN i % 2 = 0 THEN 'FBA' ELSE 'FBM' END AS fulfillment, 1999 + i AS price_minor, 1000 AS min_minor, "
+        "50000 AS max_minor, CASE WHEN i % 2 = 1 THEN i % 7 END AS quantity, 2 AS handling_time_days "
+        "FROM range(1, $n + 1) t(i)",
+        {"n": n},
+    )
+    return con
+
+
+def test_listings_feed_splits_at_25000_messages():
+    schema = load_schema("schemas/feeds/listings-feed-schema-v2.json")
+    docs = listings_feed_documents(
+        updates(25_001),
+        "updates",
+        seller_id="A3DEMOSELLER01",
+        marketplace_id="ATVPDKIKX0DER",
+        currency="USD",
+        decimals=2,
+    )
+    assert [count for _, count in docs] == [25_000, 1]
+    first, second = (json.loads(data) for data, _ in docs)
+    for doc in (first, second):
+        jsonschema.validate(doc, schema)
+    assert first["messages"][0]["messageId"] == 1
+    assert second["messages"][0] == {**second["messages"][0], "messageId": 25_001, "sku": "SKU-025001"}
+
+
+def test_jpy_prices_are_whole_numbers_in_every_document():
+    con = updates(3)
+    flat, rows = flat_file(con, PRICE_QUANTITY, "updates", decimals=0, fba_code="AMAZON_FE")
+    assert rows == 3
+    assert flat.decode().splitlines()[1] == "SKU-000001\t2000\t1000\t50000\t1\t2\tDEFAULT"
+    ((doc, _),) = listings_feed_documents(
+        con, "updates", seller_id="A3DEMOSELLER01", marketplace_id="A1VC38T7YXB528", currency="JPY", decimals=0
+    )
+    assert b'"value_with_tax":2000}' in doc and b'"currency":"JPY"' in doc
+
+
+def test_prices_never_pass_through_floats():
+    con = updates(1)
+    con.execute("UPDATE updates SET price_minor = 1005")  # 10.05 is 10.0499999... as a binary float
+    ((doc, _),) = listings_feed_documents(
+        con, "updates", seller_id="A3DEMOSELLER01", marketplace_id="ATVPDKIKX0DER", currency="USD", decimals=2
+    )
+    assert b'"value_with_tax":10.05}' in doc
+
+
+def test_empty_updates_write_a_header_only_flat_file_and_no_json_document():
+    con = updates(0)
+    assert flat_file(con, PRICE_QUANTITY, "updates", decimals=2, fba_code="AMAZON_NA")[0].count(b"\n") == 1
+    assert (
+        listings_feed_documents(
+            con, "updates", seller_id="A3DEMOSELLER01", marketplace_id="ATVPDKIKX0DER", currency="USD", decimals=2
+        )
+        == []
+    )

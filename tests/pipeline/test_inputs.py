@@ -1,0 +1,118 @@
+"""Bad seller input: every problem named with file, row, column and value; valid rows kept."""
+
+import pytest
+
+from seller.inputs import load_input
+
+
+def rewrite(path, old, new):
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def problems(data, name, channels):
+    return load_input(name, data, channels).errors.to_pylist()
+
+
+def test_small_seller_is_valid(small_seller, channels):
+    for name in ("master_inventory", "channel_mappings", "competitor_prices", "fba_inventory"):
+        loaded = load_input(name, small_seller, channels)
+        assert loaded.errors.num_rows == 0, loaded.errors.to_pylist()
+    master = load_input("master_inventory", small_seller, channels).valid
+    assert master.num_rows == 7
+    assert "SKU ü-7" in master.column("sku").to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "row", "column", "message"),
+    [
+        ("master_inventory", "FBM-1,7,15.00", "FBM-1,7,abc", 3, "price", "not a price"),
+        ("master_inventory", "FBM-1,7,15.00", "FBM-1,7,15.005", 3, "price", "at most 2 decimals"),
+        ("master_inventory", "FBM-1,7,", "FBM-1,-7,", 3, "quantity", "negative quantity"),
+        ("master_inventory", "FBM-CEIL,0,", "FBM-1,0,", 5, "sku", "duplicate sku (first seen on row 3)"),
+        ("master_inventory", "FBM-1,7,", '"FBM\t1",7,', 3, "sku", "tab or line break"),
+        ("master_inventory", "FBM-1,7,", '"FBM\n1",7,', 3, "sku", "tab or line break"),
+        ("channel_mappings", "B000000002", "B0002", 3, "asin", "ASIN must be 10 characters"),
+        (
+            "channel_mappings",
+            "B000000002,FBM,,10.00,25.00",
+            "B000000002,FBM,,26.00,25.00",
+            3,
+            "min_price",
+            "min_price is greater than max_price",
+        ),
+        ("channel_mappings", "uk,FBA-1", "mx,FBA-1", 8, "channel", "unknown channel"),
+        ("channel_mappings", "B000000002,FBM,", "B000000002,FBX,", 3, "fulfillment", "must be one of FBA, FBM"),
+        ("competitor_prices", "2026-11-29T09:00:00Z", "2026-11-29 09:00:00", 6, "observed_at", "UTC offset"),
+        ("fba_inventory", "us,FBA-1,42", "us,FBA-1,4x2", 2, "fulfillable_quantity", "not a whole number"),
+    ],
+)
+def test_bad_value_is_reported_with_file_row_column(small_seller, channels, file, old, new, row, column, message):
+    rewrite(small_seller / f"{file}.csv", old, new)
+    found = problems(small_seller, file, channels)
+    match = [p for p in found if p["row"] == row and p["column"] == column]
+    assert match, found
+    assert message in match[0]["message"]
+    assert match[0]["file"] == f"{file}.csv"
+
+
+def test_missing_column_is_a_file_level_problem(small_seller, channels):
+    rewrite(small_seller / "master_inventory.csv", "sku,quantity,price,", "sku,quantity,prize,")
+    loaded = load_input("master_inventory", small_seller, channels)
+    assert [(p["row"], p["column"], p["message"]) for p in loaded.errors.to_pylist()] == [
+        (1, "price", "missing required column 'price'")
+    ]
+    assert loaded.valid.num_rows == 0
+
+
+def test_valid_rows_survive_next_to_bad_ones(small_seller, channels):
+    rewrite(small_seller / "master_inventory.csv", "FBM-1,7,15.00", "FBM-1,7,abc")
+    loaded = load_input("master_inventory", small_seller, channels)
+    assert loaded.valid.num_rows == 6
+    assert "FBM-1" not in loaded.valid.column("sku").to_pylist()
+
+
+def test_problems_block_only_their_own_channel(small_seller, channels):
+    rewrite(small_seller / "channel_mappings.csv", "us,FBM-1,B000000002", "us,FBM-1,B0002")
+    loaded = load_input("channel_mappings", small_seller, channels)
+    assert loaded.errors_for("us").num_rows == 1
+    assert loaded.errors_for("uk").num_rows == 0
+
+
+def test_unknown_channel_blocks_every_channel(small_seller, channels):
+    rewrite(small_seller / "channel_mappings.csv", "uk,FBA-1", "mx,FBA-1")
+    loaded = load_input("channel_mappings", small_seller, channels)
+    assert loaded.errors_for("us").num_rows == 1
+    assert loaded.errors_for("uk").num_rows == 1
+
+
+def test_row_with_too_many_fields_is_named(small_seller, channels):
+    rewrite(small_seller / "fba_inventory.csv", "uk,FBA-1,5", "uk,FBA-1,5,9")
+    found = problems(small_seller, "fba_inventory", channels)
+    assert [(p["row"], p["message"]) for p in found] == [(3, "expected 3 fields, found 4")]
+
+
+def test_non_utf8_file_names_the_line(small_seller, channels):
+    path = small_seller / "master_inventory.csv"
+    path.write_bytes(path.read_bytes().replace("Ünicode".encode(), "\xdcnicode".encode("latin-1")))
+    found = problems(small_seller, "master_inventory", channels)
+    assert [(p["row"], p["message"]) for p in found] == [(8, "not UTF-8 text (save the file as UTF-8)")]
+
+
+def test_missing_required_file_and_optional_file(small_seller, channels):
+    (small_seller / "master_inventory.csv").unlink()
+    (small_seller / "fba_inventory.csv").unlink()
+    assert "file missing" in problems(small_seller, "master_inventory", channels)[0]["message"]
+    assert problems(small_seller, "fba_inventory", channels) == []
+
+
+def test_parquet_input_reads_like_csv(small_seller, channels):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pq.write_table(pacsv.read_csv(small_seller / "fba_inventory.csv"), small_seller / "fba_inventory.parquet")
+    (small_seller / "fba_inventory.csv").unlink()
+    loaded = load_input("fba_inventory", small_seller, channels)
+    assert loaded.errors.num_rows == 0
+    assert loaded.valid.column("fulfillable_quantity").to_pylist() == [42, 5]
