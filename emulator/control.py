@@ -1,0 +1,264 @@
+"""The control API under /_emulator/ (never part of the SP-API surface): clock, fault injection, token revocation,
+world events and read-outs for tests and the demo."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from emulator.clock import iso
+from emulator.exceptions import InvalidInput, NotFound
+from emulator.feeds.processing import advance_feeds
+from emulator.jsonutil import loads, money_str
+from emulator.wire import Response
+
+if TYPE_CHECKING:
+    from emulator.server import EmulatorOptions
+    from emulator.state import EmulatorState
+
+__all__ = ["Fault", "Faults", "handle_control", "FAULT_KINDS"]
+
+FAULT_KINDS = {"status", "latency", "drop", "feed_stuck", "feed_fatal", "silent_drop"}
+
+
+@dataclass
+class Fault:
+    kind: str
+    operation: str = "*"  # an operationId, or "*" for every SP-API operation
+    count: int = 1
+    status: int | None = None  # kind "status": 429 | 500 | 503
+    latency_ms: int = 0  # kind "latency"
+    feed_type: str | None = None  # feed kinds: only feeds of this type (None = any)
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, spec: dict[str, Any]) -> Fault:
+        kind = spec.get("kind")
+        if kind not in FAULT_KINDS:
+            raise InvalidInput(f"kind must be one of {sorted(FAULT_KINDS)}")
+        count = spec.get("count", 1)
+        if not isinstance(count, int) or count < 1:
+            raise InvalidInput("count must be a positive integer")
+        fault = Fault(
+            kind,
+            str(spec.get("operation", "*")),
+            count,
+            spec.get("status"),
+            int(spec.get("latency_ms", 0)),
+            spec.get("feedType"),
+        )
+        if kind == "status" and fault.status not in (429, 500, 503):
+            raise InvalidInput("status must be 429, 500 or 503")
+        if kind == "latency" and fault.latency_ms <= 0:
+            raise InvalidInput("latency_ms must be positive")
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(f) for f in self._faults]
+
+    def _take(self, kinds: set[str], operation: str, feed_type: str | None = None) -> list[Fault]:
+        taken: list[Fault] = []
+        with self._lock:
+            for fault in list(self._faults):
+                if fault.kind not in kinds or fault.operation not in ("*", operation):
+                    continue
+                if feed_type is not None and fault.feed_type not in (None, feed_type):
+                    continue
+                if any(t.kind == fault.kind for t in taken):
+                    continue
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._faults.remove(fault)
+                taken.append(fault)
+        return taken
+
+    def take_request(self, operation: str) -> list[Fault]:
+        """Faults that hit this request: latency, then drop or status."""
+        return self._take({"latency", "drop", "status"}, operation)
+
+    def take_feed(self, kind: str, feed_type: str) -> bool:
+        return bool(self._take({kind}, "createFeed", feed_type))
+
+    def take_silent(self, operation: str) -> bool:
+        return bool(self._take({"silent_drop"}, operation))
+
+
+def _listing_state(state: EmulatorState, listing: Any) -> dict[str, Any]:
+    return {
+        "sellerId": listing.seller_id,
+        "marketplaceId": listing.marketplace_id,
+        "sku": listing.sku,
+        "asin": listing.asin,
+        "productType": listing.product_type,
+        "fulfillment": listing.fulfillment,
+        "price": money_str(listing.price, listing.decimals) if listing.price is not None else None,
+        "minPrice": money_str(listing.min_price, listing.decimals) if listing.min_price is not None else None,
+        "maxPrice": money_str(listing.max_price, listing.decimals) if listing.max_price is not None else None,
+        "quantity": listing.quantity,
+        "fbaFulfillable": state.fba_quantity(listing) if listing.fulfillment == "FBA" else None,
+        "handlingTime": listing.handling_time,
+        "updated": iso(listing.updated),
+        "issues": listing.issues,
+    }
+
+
+def _dec(value: Any, name: str) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"'{name}' must be a decimal number") from None
+
+
+def handle_control(
+    state: EmulatorState, options: EmulatorOptions, method: str, path: str, query: dict[str, list[str]], body: bytes
+) -> Response:
+    spec: dict[str, Any] = {}
+    if body:
+        try:
+            spec = loads(body)
+        except ValueError:
+            raise InvalidInput("control API bodies are JSON objects") from None
+        if not isinstance(spec, dict):
+            raise InvalidInput("control API bodies are JSON objects")
+    route = (method, path.removeprefix("/_emulator"))
+    q = {k: v[0] for k, v in query.items() if v}
+    with state.lock:
+        if route == ("GET", "/health"):
+            return Response(200, {"ok": True, "listings": len(state.store.listings), "now": iso(state.clock.now())})
+        if route == ("GET", "/clock"):
+            return Response(200, {"now": iso(state.clock.now()), "epoch": state.clock.now()})
+        if route == ("POST", "/clock/advance"):
+            seconds = spec.get("seconds")
+            if not isinstance(seconds, int | float | Decimal) or seconds < 0:
+                raise InvalidInput("'seconds' must be a non-negative number")
+            state.clock.advance(float(seconds))
+            advance_feeds(state, options.feed_step_seconds, options.legacy_flat_files)
+            return Response(200, {"now": iso(state.clock.now()), "epoch": state.clock.now()})
+        if route == ("GET", "/faults"):
+            return Response(200, {"faults": state.faults.list()})
+        if route == ("POST", "/faults"):
+            return Response(201, {"fault": asdict(state.faults.add(spec))})
+        if route == ("DELETE", "/faults"):
+            state.faults.clear()
+            return Response(200, {"faults": []})
+        if route == ("POST", "/tokens/revoke"):
+            refresh = spec.get("refresh_token")
+            count = state.store.tokens.revoke(refresh, bool(spec.get("access_tokens", refresh is None)))
+            return Response(200, {"revoked": count})
+        if route == ("POST", "/tokens/restore"):
+            state.store.tokens.restore(spec.get("refresh_token"))
+            return Response(200, {"ok": True})
+        if route == ("GET", "/listings"):
+            listings = [
+                _listing_state(state, listing)
+                for listing in state.store.listings.values()
+                if q.get("sellerId") in (None, listing.seller_id)
+                and q.get("marketplaceId") in (None, listing.marketplace_id)
+                and q.get("sku") in (None, listing.sku)
+                and q.get("asin") in (None, listing.asin)
+                and q.get("fulfillment") in (None, listing.fulfillment)
+                and q.get("productType") in (None, listing.product_type)
+            ]
+            limit = int(q.get("limit", "100000"))
+            return Response(200, {"listings": listings[:limit], "total": len(listings)})
+        if route == ("GET", "/offers"):
+            mp, asin = q.get("marketplaceId"), q.get("asin")
+            if not mp or not asin:
+                raise InvalidInput("marketplaceId and asin are required")
+            return Response(
+                200,
+                {
+                    "offers": [
+                        {
+                            "sellerId": o.seller_id,
+                            "price": str(o.price),
+                            "shipping": str(o.shipping),
+                            "fba": o.fba,
+                            "mine": o.mine,
+                            "eligible": o.eligible,
+                            "sku": o.sku,
+                        }
+                        for o in state.offers_for(mp, asin)
+                    ]
+                },
+            )
+        if route == ("POST", "/competitors"):
+            for key in ("marketplaceId", "asin", "sellerId", "price"):
+                if not spec.get(key):
+                    raise InvalidInput(f"'{key}' is required")
+            offer = state.set_competitor_price(
+                spec["marketplaceId"],
+                spec["asin"],
+                spec["sellerId"],
+                _dec(spec["price"], "price"),
+                _dec(spec["shipping"], "shipping") if "shipping" in spec else None,
+                spec.get("fulfillment"),
+            )
+            return Response(200, {"sellerId": offer.seller_id, "price": str(offer.price)})
+        if route == ("POST", "/world/step"):
+            totals: dict[str, int] = {}
+            for _ in range(int(spec.get("steps", 1))):
+                for key, value in state.world_step(int(spec.get("orders", 1)), int(spec.get("priceMoves", 3))).items():
+                    totals[key] = totals.get(key, 0) + value
+            return Response(200, totals)
+        if route == ("POST", "/world/price-war"):
+            try:
+                result = state.start_price_war(
+                    spec.get("marketplaceId", ""),
+                    spec.get("asin", ""),
+                    _dec(spec.get("stepPercent", 2), "stepPercent"),
+                    _dec(spec.get("floorPercent", 70), "floorPercent"),
+                )
+            except KeyError as exc:
+                raise NotFound(str(exc)) from None
+            return Response(200, result)
+        if route == ("POST", "/orders"):
+            seller = spec.get("sellerId") or state.store.tokens.seller_id
+            mp = spec.get("marketplaceId")
+            items = spec.get("items")
+            if not mp or not isinstance(items, list) or not items:
+                raise InvalidInput("'marketplaceId' and 'items' [{sku, quantity}] are required")
+            lines = []
+            for item in items:
+                listing = state.listing(seller, mp, item.get("sku", ""))
+                if listing is None:
+                    raise NotFound(f"no listing {item.get('sku')} in {mp}")
+                lines.append((listing.sku, int(item.get("quantity", 1))))
+            order = state.create_order(seller, mp, lines)
+            return Response(
+                201,
+                {"orderId": order.order_id, "status": order.status, "fulfillmentChannel": order.fulfillment_channel},
+            )
+        if route == ("POST", "/fba"):
+            seller = spec.get("sellerId") or state.store.tokens.seller_id
+            stock = state.store.fba.get((seller, spec.get("marketplaceId", ""), spec.get("sku", "")))
+            if stock is None:
+                raise NotFound("no FBA stock for that seller/marketplace/sku")
+            state.set_fba_quantity(stock, int(spec.get("quantity", 0)))
+            return Response(200, {"sku": stock.sku, "fulfillable": stock.fulfillable})
+        if route == ("GET", "/notifications"):
+            return Response(
+                200,
+                {
+                    "notifications": state.notification_log,
+                    "sent": state.delivery.sent if state.delivery else 0,
+                    "failed": state.delivery.failed if state.delivery else 0,
+                },
+            )
+        if route == ("POST", "/state/save"):
+            state.save()
+            return Response(200, {"saved": str(state.state_file) if state.state_file else None})
+    raise NotFound(f"no control endpoint {method} {path}")
