@@ -320,7 +320,7 @@ def _apply_message(state: EmulatorState, feed: Feed, mp: str, message: dict[str,
     return issues
 
 
-# --- legacy flat files -------------------------------------------------------------------------------------------------
+# --- legacy flat files ---------------------------------------------------------------------------------------------
 FLAT_COLUMNS = {
     "POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA": {
         "sku",
