@@ -84,11 +84,10 @@ def fba_availability_payload(state: EmulatorState, stock: FbaStock) -> dict[str,
                 "FulfillmentInventory": {
                     "Fulfillable": stock.fulfillable,
                     "Unfulfillable": stock.unfulfillable,
-                    "Reserved": {
-                        "PendingOrder": stock.reserved_customer_orders,
-                        "PendingTransshipment": 0,
-                        "FcProcessing": 0,
-                        "Total": stock.reserved_customer_orders,
+                    "ReservedQuantityBreakdown": {
+                        "WarehouseProcessing": 0,
+                        "WarehouseTransfer": 0,
+                        "PendingCustomerOrder": stock.reserved_customer_orders,
                     },
                     "Researching": 0,
                     "InboundQuantityBreakdown": {

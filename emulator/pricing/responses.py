@@ -346,36 +346,37 @@ def _foep_body(state: EmulatorState, listing: Any) -> dict[str, Any]:
 def any_offer_changed_payload(
     state: EmulatorState, seller: str, mp: str, asin: str, change_type: str
 ) -> dict[str, Any]:
+    """The ANY_OFFER_CHANGED payload (PascalCase, as AnyOfferChangedNotification.json requires)."""
     currency = MARKETPLACES[mp].currency
     offers = sorted(state.offers_for(mp, asin), key=rank_key)
     winner = buy_box_winner(offers)
+    reference = winner.landed if winner else (offers[0].landed if offers else Decimal(0))
     counts: dict[str, int] = {}
     for offer in offers:
         channel = "Amazon" if offer.fba else "Merchant"
         counts[channel] = counts.get(channel, 0) + 1
+
+    def price_block(o: OfferView) -> dict[str, Any]:
+        return {
+            "LandedPrice": _v0_money(o.landed, currency),
+            "ListingPrice": _v0_money(o.price, currency),
+            "Shipping": _v0_money(o.shipping, currency),
+        }
+
     summary: dict[str, Any] = {
         "NumberOfOffers": [{"Condition": "new", "FulfillmentChannel": c, "OfferCount": n} for c, n in counts.items()],
         "LowestPrices": [
-            {
-                "Condition": "new",
-                "FulfillmentChannel": "Amazon" if o.fba else "Merchant",
-                "LandedPrice": _v0_money(o.landed, currency),
-                "ListingPrice": _v0_money(o.price, currency),
-                "Shipping": _v0_money(o.shipping, currency),
-            }
+            {"Condition": "new", "FulfillmentChannel": "Amazon" if o.fba else "Merchant", **price_block(o)}
             for o in offers[:1]
         ],
-        "BuyBoxPrices": []
-        if winner is None
-        else [
-            {
-                "Condition": "new",
-                "LandedPrice": _v0_money(winner.landed, currency),
-                "ListingPrice": _v0_money(winner.price, currency),
-                "Shipping": _v0_money(winner.shipping, currency),
-            }
-        ],
-        "BuyBoxEligibleOffers": [
+        "BuyBoxPrices": [] if winner is None else [{"Condition": "new", **price_block(winner)}],
+        "ListPrice": _v0_money(reference, currency),
+        "MinimumAdvertisedPrice": _v0_money(reference, currency),
+        "SuggestedLowerPricePlusShipping": _v0_money(reference, currency),
+        "CompetitivePriceThreshold": _v0_money(reference, currency),
+        "TotalBuyBoxEligibleOffers": sum(1 for o in offers if o.eligible),
+        "SalesRankings": [],
+        "NumberOfBuyBoxEligibleOffers": [
             {
                 "Condition": "new",
                 "FulfillmentChannel": c,
@@ -384,6 +385,8 @@ def any_offer_changed_payload(
             for c in counts
         ],
     }
+    now = iso(state.clock.now())
+    country = MARKETPLACES[mp].country.replace("UK", "GB")
     return {
         "AnyOfferChangedNotification": {
             "SellerId": seller,
@@ -391,7 +394,7 @@ def any_offer_changed_payload(
                 "MarketplaceId": mp,
                 "ASIN": asin,
                 "ItemCondition": "new",
-                "TimeOfOfferChange": iso(state.clock.now()),
+                "TimeOfOfferChange": now,
                 "OfferChangeType": change_type,
             },
             "Summary": summary,
@@ -407,14 +410,19 @@ def any_offer_changed_payload(
                         "MinimumHours": 0 if o.fba else 24,
                         "MaximumHours": 24 if o.fba else 48,
                         "AvailabilityType": "NOW",
+                        "AvailableDate": now,
                     },
                     "ListingPrice": _v0_money(o.price, currency),
+                    "Points": {"PointsNumber": 0},
                     "Shipping": _v0_money(o.shipping, currency),
+                    "ShipsFrom": {"Country": country, "State": ""},
                     "IsFulfilledByAmazon": o.fba,
                     "IsBuyBoxWinner": winner is not None and o is winner,
-                    "PrimeInformation": {"IsPrime": o.fba, "IsNationalPrime": o.fba},
+                    "PrimeInformation": {"IsOfferPrime": o.fba, "IsOfferNationalPrime": o.fba},
+                    "IsExpeditedShippingAvailable": o.fba,
                     "IsFeaturedMerchant": o.eligible,
                     "ShipsDomestically": True,
+                    "ShipsInternationally": False,
                 }
                 for o in offers[:20]
             ],
