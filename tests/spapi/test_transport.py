@@ -1,0 +1,170 @@
+"""Throttling and retries against the emulator: no 429 under the budget, injected faults retried then typed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from resources.spapi import (
+    QuotaExceeded,
+    RetryPolicy,
+    ServerError,
+    SpApiTimeout,
+    Throttle,
+    Throttled,
+    UsagePlan,
+)
+from resources.spapi._transport import Counters, ThrottledTransport, retry_after_seconds
+from resources.spapi.operations import operation
+from tests.spapi.conftest import SELLER, US, fault, listings
+
+
+def test_no_429_reaches_the_caller_under_the_budget(emulator_factory, make_client) -> None:
+    # getListingsItem is 5 req/s, burst 10 at Amazon; ×4 here = 20 req/s.
+    server = emulator_factory(rate_scale=4.0)
+    skus = [row["sku"] for row in listings(server)[:60]]
+    client = make_client(server, usage_plans={"getListingsItem": UsagePlan(rate=20.0, burst=10)})
+    client.get_listings_item(skus[0], [US])  # token fetched outside the timing
+
+    def work(part: list[str]) -> None:
+        for sku in part:
+            client.get_listings_item(sku, [US])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=work, args=(skus[i::3],)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    elapsed = time.monotonic() - started
+    counters = client.counters.by_operation["getListingsItem"]
+    assert counters.throttled == 0 and counters.errors == 0
+    assert counters.calls == 61
+    # 61 calls with a burst of 10 need (61 - 10) / 20 s at least; the client must have waited, not fired.
+    assert elapsed >= (61 - 10) / 20 - 0.2
+    assert counters.waited_seconds > 1.0
+
+
+def test_reported_rate_is_adopted(emulator_factory, make_client) -> None:
+    server = emulator_factory(rate_scale=4.0)
+    client = make_client(server)
+    client.get_listings_item(listings(server)[0]["sku"], [US])
+    assert client.throttle.snapshot(SELLER, "getListingsItem")["rate"] == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_injected_errors_are_retried(emulator, make_client, status: int) -> None:
+    sku = listings(emulator)[0]["sku"]
+    client = make_client(emulator)
+    fault(emulator, kind="status", status=status, operation="getListingsItem", count=2)
+    assert client.get_listings_item(sku, [US])["sku"] == sku
+    counters = client.counters.by_operation["getListingsItem"]
+    assert (counters.calls, counters.retried) == (3, 2)
+    assert counters.throttled == (2 if status == 429 else 0)
+
+
+def test_persistent_429_surfaces_as_quota_exceeded(emulator, make_client) -> None:
+    client = make_client(emulator)
+    fault(emulator, kind="status", status=429, operation="getListingsItem", count=10)
+    with pytest.raises(QuotaExceeded) as info:
+        client.get_listings_item(listings(emulator)[0]["sku"], [US])
+    err = info.value
+    assert isinstance(err, Throttled)
+    assert (err.status, err.operation, err.amazon_code) == (429, "getListingsItem", "QuotaExceeded")
+    assert err.request_id and "exceeded your quota" in err.message
+    assert client.counters.by_operation["getListingsItem"].calls == 4  # max_attempts, never more
+
+
+def test_persistent_503_surfaces_as_server_error(emulator, make_client) -> None:
+    client = make_client(emulator)
+    fault(emulator, kind="status", status=503, operation="*", count=10)
+    with pytest.raises(ServerError) as info:
+        client.get_inventory_summaries(US)
+    assert info.value.status == 503 and info.value.operation == "getInventorySummaries"
+
+
+def test_timeouts_and_dropped_connections_are_retried_then_typed(emulator, make_client) -> None:
+    sku = listings(emulator)[0]["sku"]
+    client = make_client(emulator, read_timeout=0.3)
+    fault(emulator, kind="latency", latency_ms=1000, operation="getListingsItem", count=1)
+    assert client.get_listings_item(sku, [US])["sku"] == sku
+    fault(emulator, kind="drop", operation="getListingsItem", count=1)
+    assert client.get_listings_item(sku, [US])["sku"] == sku
+    assert client.counters.by_operation["getListingsItem"].retried == 2
+    fault(emulator, kind="latency", latency_ms=1000, operation="getListingsItem", count=10)
+    with pytest.raises(SpApiTimeout) as info:
+        client.get_listings_item(sku, [US])
+    assert info.value.operation == "getListingsItem"
+
+
+def test_retry_budget_in_time_is_respected(emulator, make_client) -> None:
+    client = make_client(
+        emulator, retry=RetryPolicy(max_attempts=50, max_total_seconds=1.0, backoff_base=0.2, backoff_cap=0.4)
+    )
+    fault(emulator, kind="status", status=500, operation="getListingsItem", count=100)
+    started = time.monotonic()
+    with pytest.raises(ServerError):
+        client.get_listings_item("ANY", [US])
+    assert time.monotonic() - started < 1.5
+
+
+def test_global_minute_cap_holds_across_operations(emulator, make_client, tmp_path: Path) -> None:
+    # 4 requests per (shrunken) 2-second minute, shared by every operation of the seller.
+    throttle = Throttle(tmp_path / "caps.sqlite3", requests_per_minute=4, requests_per_day=0, minute_seconds=2.0)
+    client = make_client(emulator, throttle=throttle)
+    sku = listings(emulator)[0]["sku"]
+    client.get_listings_item(sku, [US])  # LWA token first
+    stamps = []
+    for i in range(8):
+        if i % 2:
+            client.get_listings_item(sku, [US])
+        else:
+            client.get_listings_restrictions("B000000000", [US])
+        stamps.append(time.monotonic())
+    everything = client.counters.totals()
+    assert everything.throttled == 0
+    for start in stamps:
+        assert sum(1 for t in stamps if start <= t < start + 2.0) <= 4
+    assert stamps[-1] - stamps[0] >= 2.0
+
+
+def test_day_cap_spent_raises_throttled_without_sending(emulator, make_client, tmp_path: Path) -> None:
+    throttle = Throttle(tmp_path / "day.sqlite3", requests_per_minute=0, requests_per_day=2)
+    client = make_client(emulator, throttle=throttle)
+    sku = listings(emulator)[0]["sku"]
+    client.get_listings_item(sku, [US])
+    client.get_listings_item(sku, [US])
+    with pytest.raises(Throttled, match="day limit"):
+        client.get_listings_item(sku, [US])
+    assert client.counters.by_operation["getListingsItem"].calls == 2
+
+
+def test_retry_after_is_honoured() -> None:
+    # The emulator sends no Retry-After (Amazon documents none on 429s), so this one behaviour is driven by a mock
+    # transport: the first answer asks for 0.3 s, which must outweigh a jittered backoff capped at 0.01 s.
+    answers = iter([httpx.Response(503, headers={"Retry-After": "0.3"}), httpx.Response(200, json={})])
+    sleeps: list[float] = []
+    transport = ThrottledTransport(
+        httpx.MockTransport(lambda request: next(answers)),
+        throttle=None,
+        policy=RetryPolicy(max_attempts=3, max_total_seconds=5, backoff_base=0.01, backoff_cap=0.01),
+        counters=Counters(),
+        sleep=sleeps.append,
+    )
+    with httpx.Client(transport=transport) as http:
+        request = http.build_request("GET", "https://example.test/x", extensions={"spapi_operation": None})
+        assert http.send(request).status_code == 200
+    assert sleeps == [pytest.approx(0.3)]
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=0) > 0
+    assert retry_after_seconds("soon", now=0) is None
+
+
+def test_operation_registry_drives_bucket_defaults(emulator, make_client) -> None:
+    client = make_client(emulator)
+    client.get_inventory_summaries(US)
+    snap = client.throttle.snapshot(SELLER, "getInventorySummaries")
+    assert snap["burst"] == operation("getInventorySummaries").burst == 2
