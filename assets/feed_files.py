@@ -8,8 +8,8 @@ import dagster as dg
 import duckdb
 
 from assets.metadata import file_metadata
-from feeds.files import replace_dir_atomic, write_atomic
-from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY, flat_file
+from feeds.files import replace_dir_atomic
+from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY, write_flat_file
 from feeds.listings_json import FEED_TYPE, listings_feed_documents
 from feeds.updates import offer_updates
 from pipelines.partitions import channel_for, channel_partitions
@@ -41,13 +41,14 @@ def _flat_file_asset(feed_type: str, name: str, description: str) -> dg.AssetsDe
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         channel = channel_for(context.partition_key)
+        path = warehouse.feeds_dir(channel.name) / f"{feed_type}.txt"
         with warehouse.connect(channel.name) as con:
             _updates(con, channel.name)
-            data, rows = flat_file(
-                con, feed_type, "updates", decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
+            rows = write_flat_file(
+                con, feed_type, "updates", path, decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
             )
-        path = write_atomic(warehouse.feeds_dir(channel.name) / f"{feed_type}.txt", data)
-        head = data.decode("utf-8").splitlines()[:6]
+        with open(path, encoding="utf-8") as handle:
+            head = [next(handle, "").rstrip("\n") for _ in range(6)]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
@@ -84,8 +85,10 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     handling time); at most 25,000 messages per document, numbered JSON_LISTINGS_FEED-0001.json upward. Source:
     buybox_prices and reconciled_inventory."""
     channel = channel_for(context.partition_key)
-    with warehouse.connect(channel.name) as con:
-        _updates(con, channel.name)
+    messages = 0
+
+    def files():
+        nonlocal messages
         documents = listings_feed_documents(
             con,
             "updates",
@@ -94,13 +97,18 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
             currency=channel.currency,
             decimals=channel.decimals,
         )
-    files = {f"{FEED_TYPE}-{i:04d}.json": data for i, (data, _) in enumerate(documents, start=1)}
-    paths = replace_dir_atomic(warehouse.feeds_dir(channel.name) / FEED_TYPE, files)
+        for number, (data, count) in enumerate(documents, start=1):
+            messages += count
+            yield f"{FEED_TYPE}-{number:04d}.json", data
+
+    with warehouse.connect(channel.name) as con:
+        _updates(con, channel.name)
+        paths = replace_dir_atomic(warehouse.feeds_dir(channel.name) / FEED_TYPE, files())
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": sum(count for _, count in documents),
+            "dagster/row_count": messages,
             "feed_type": FEED_TYPE,
-            "documents": len(documents),
+            "documents": len(paths),
             **file_metadata(paths),
         }
     )

@@ -5,13 +5,32 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["write_atomic", "replace_dir_atomic"]
+__all__ = ["atomic_target", "write_atomic", "replace_dir_atomic"]
 
 # mkstemp/mkdtemp create private (0600/0700) entries; feed documents are ordinary readable files.
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer (e.g. DuckDB's COPY); renamed over `path` when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fchmod(handle.fileno(), _FILE_MODE)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -32,14 +51,17 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def replace_dir_atomic(directory: str | os.PathLike[str], files: dict[str, bytes]) -> list[Path]:
-    """Make `directory` hold exactly `files`: written into a fresh sibling folder, then swapped in by rename."""
+def replace_dir_atomic(directory: str | os.PathLike[str], files: Iterable[tuple[str, bytes]]) -> list[Path]:
+    """Make `directory` hold exactly `files` (name, bytes): written one by one into a fresh sibling folder, which is
+    then swapped in by rename, so a reader never sees a mix of old and new documents."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    names = []
     try:
         staging.chmod(_DIR_MODE)
-        for name, data in files.items():
+        for name, data in files:
+            names.append(name)
             with open(staging / name, "wb") as handle:
                 os.fchmod(handle.fileno(), _FILE_MODE)
                 handle.write(data)
@@ -55,4 +77,4 @@ def replace_dir_atomic(directory: str | os.PathLike[str], files: dict[str, bytes
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return [directory / name for name in files]
+    return [directory / name for name in names]

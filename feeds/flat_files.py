@@ -10,9 +10,19 @@ FBA rows leave quantity empty (Amazon counts FBA stock) and carry the region's A
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
-__all__ = ["PRICE_QUANTITY", "INVENTORY_LOADER", "PRICE_QUANTITY_HEADER", "INVENTORY_LOADER_HEADER", "flat_file"]
+from feeds.files import atomic_target
+
+__all__ = [
+    "PRICE_QUANTITY",
+    "INVENTORY_LOADER",
+    "PRICE_QUANTITY_HEADER",
+    "INVENTORY_LOADER_HEADER",
+    "write_flat_file",
+]
 
 PRICE_QUANTITY = "POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA"
 INVENTORY_LOADER = "POST_FLAT_FILE_INVLOADER_DATA"
@@ -74,17 +84,20 @@ _ROWS = {
 _HEADERS = {PRICE_QUANTITY: PRICE_QUANTITY_HEADER, INVENTORY_LOADER: INVENTORY_LOADER_HEADER}
 
 
-def flat_file(
-    con: duckdb.DuckDBPyConnection, feed_type: str, updates: str, *, decimals: int, fba_code: str
-) -> tuple[bytes, int]:
-    """Render `feed_type` for the offer updates in relation `updates`; returns (UTF-8 bytes, data rows).
+def write_flat_file(
+    con: duckdb.DuckDBPyConnection, feed_type: str, updates: str, path: str | Path, *, decimals: int, fba_code: str
+) -> int:
+    """Write `feed_type` for the offer updates in relation `updates` to `path` (atomically); returns the data rows.
 
-    SKUs reaching this point carry no tab or line break (validation rejects them), so no quoting is needed.
+    DuckDB streams the rows straight to disk. Each row is one pre-joined text column whose name is the header line,
+    written without quoting: SKUs reaching this point carry no tab or line break (validation rejects them).
     """
     line = " || chr(9) || ".join(_ROWS[feed_type])
-    body, rows = con.execute(
-        f"SELECT coalesce(string_agg({line}, chr(10) ORDER BY sku), ''), count(*) FROM {updates}",
-        {"decimals": decimals, "fba_code": fba_code},
-    ).fetchall()[0]
-    text = "\t".join(_HEADERS[feed_type]) + "\n" + (body + "\n" if rows else "")
-    return text.encode("utf-8"), rows
+    header = "\t".join(_HEADERS[feed_type])
+    with atomic_target(path) as tmp:
+        con.execute(
+            f"COPY (SELECT {line} AS \"{header}\" FROM {updates} ORDER BY sku) TO '{tmp}' "
+            "(FORMAT csv, HEADER true, QUOTE '', ESCAPE '', DELIMITER '\\x1f', NEW_LINE '\\n')",
+            {"decimals": decimals, "fba_code": fba_code},
+        ).fetchall()
+    return con.execute(f"SELECT count(*) FROM {updates}").fetchall()[0][0]

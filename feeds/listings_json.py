@@ -10,6 +10,7 @@ units, never through a binary float.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import duckdb
 
@@ -43,13 +44,14 @@ def listings_feed_documents(
     currency: str,
     decimals: int,
     max_messages: int = MAX_MESSAGES,
-) -> list[tuple[bytes, int]]:
+) -> Iterator[tuple[bytes, int]]:
     """Render the offer updates in relation `updates` as JSON_LISTINGS_FEED documents of ≤ `max_messages` each.
 
-    Returns (UTF-8 bytes, message count) per document; message ids run 1..N across the documents, in SKU order.
+    Yields (UTF-8 bytes, message count) per document, one at a time so only one document is in memory; message ids
+    run 1..N across the documents, in SKU order.
     """
     header = json.dumps({"sellerId": seller_id, "version": "2.0", "issueLocale": "en_US"}, separators=(",", ":"))
-    rows = con.execute(
+    result = con.execute(
         f"""
         WITH messages AS (SELECT {_MESSAGE} AS message, row_number() OVER (ORDER BY sku) AS n FROM {updates})
         SELECT string_agg(message, ',' ORDER BY n), count(*) FROM messages
@@ -61,5 +63,7 @@ def listings_feed_documents(
             "decimals": decimals,
             "max_messages": max_messages,
         },
-    ).fetchall()
-    return [(f'{{"header":{header},"messages":[{body}]}}'.encode(), count) for body, count in rows]
+    )
+    while (row := result.fetchone()) is not None:
+        body, count = row
+        yield f'{{"header":{header},"messages":[{body}]}}'.encode(), count

@@ -26,6 +26,8 @@ class Warehouse(dg.ConfigurableResource):
 
     data_dir: str
     lock_timeout_s: float = 120.0
+    # DuckDB caches up to 80 % of RAM by default; a bound keeps concurrent channel runs polite (it spills beyond).
+    memory_limit: str = "1GB"
 
     def database_path(self, channel: str) -> Path:
         return Path(self.data_dir) / "warehouse" / f"{channel}.duckdb"
@@ -50,6 +52,7 @@ class Warehouse(dg.ConfigurableResource):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         try:
+            con.execute("SET memory_limit = $limit", {"limit": self.memory_limit}).fetchall()
             install_money_macros(con)
             yield con
         finally:

@@ -13,7 +13,6 @@ seller's data for them is in doubt. Validation is SQL over Arrow (DuckDB), one p
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,33 +202,53 @@ def _read(path: Path, problems: list[dict]) -> pa.Table | None:
 
 def _read_csv(path: Path, problems: list[dict]) -> pa.Table | None:
     data = path.read_bytes()
-    if not data.strip():
+    if not data or data.isspace():
         problems.append(_problem(path.name, 0, "", "", "file is empty: expected a header row"))
         return None
+    body = memoryview(data)[3:] if data.startswith(b"\xef\xbb\xbf") else memoryview(data)  # Excel's UTF-8 BOM
+    end = data.find(b"\n")
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        problems.append(
-            _problem(
-                path.name, line, "", repr(data[exc.start : exc.start + 8]), "not UTF-8 text (save the file as UTF-8)"
-            )
-        )
-        return None
-    text = data.decode("utf-8-sig")
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])))
-    header = [h.strip() for h in header]
+        first = bytes(body[: end - (len(data) - len(body))] if end >= 0 else body).decode("utf-8")
+    except UnicodeDecodeError:
+        return _not_utf8(path, data, problems)
+    header = [h.strip() for h in next(csv.reader([first.rstrip("\r")]))]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         problems.append(_problem(path.name, 1, dupes[0], "", f"duplicate column {dupes[0]!r} in the header"))
         return None
+    try:
+        table = _parse_csv(body, header, path.name, problems, threads=True)
+        if table is None and not problems:
+            table = _parse_csv(body, header, path.name, problems, threads=False)
+    except UnicodeError:
+        return _not_utf8(path, data, problems)
+    return table
+
+
+def _not_utf8(path: Path, data: bytes, problems: list[dict]) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        value = repr(data[exc.start : exc.start + 8])
+        problems.append(_problem(path.name, line, "", value, "not UTF-8 text (save the file as UTF-8)"))
+    return None
+
+
+def _parse_csv(body: memoryview, header: list[str], file: str, problems: list[dict], threads: bool) -> pa.Table | None:
+    """Parse the CSV body; with `threads` it gives up (None) at the first malformed row, whose number it can't know."""
     skipped: list[int] = []
+    malformed = False
 
     def bad_row(row: pacsv.InvalidRow) -> str:
+        nonlocal malformed
+        if threads:
+            malformed = True
+            return "skip"
         skipped.append(row.number)
         problems.append(
             _problem(
-                path.name,
+                file,
                 row.number or 0,
                 "",
                 row.text[:80],
@@ -240,8 +259,8 @@ def _read_csv(path: Path, problems: list[dict]) -> pa.Table | None:
 
     try:
         table = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            read_options=pacsv.ReadOptions(use_threads=False, column_names=header, skip_rows=1),
+            pa.BufferReader(pa.py_buffer(body)),
+            read_options=pacsv.ReadOptions(use_threads=threads, column_names=header, skip_rows=1),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=bad_row),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header},
@@ -250,7 +269,11 @@ def _read_csv(path: Path, problems: list[dict]) -> pa.Table | None:
             ),
         )
     except pa.ArrowInvalid as exc:
-        problems.append(_problem(path.name, 0, "", "", f"not a readable CSV file: {exc}"))
+        if "utf8" in str(exc).lower():
+            raise UnicodeError(str(exc)) from None
+        problems.append(_problem(file, 0, "", "", f"not a readable CSV file: {exc}"))
+        return None
+    if malformed:
         return None
     # Row numbers count the header as row 1, skipping the rows that could not be parsed.
     total = table.num_rows + len(skipped)
@@ -279,7 +302,13 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
             rules.append((col.name, f"trim({c}) = ''", "required value is empty"))
         filled = f"trim({c}) <> '' AND "
         if col.kind == "sku":
-            rules.append((col.name, f"regexp_matches({c}, '[\\t\\r\\n]')", "SKU contains a tab or line break"))
+            rules.append(
+                (
+                    col.name,
+                    f"regexp_matches({c}, '[\\x00-\\x1f\\x7f]')",
+                    "SKU contains a tab, line break or control character",
+                )
+            )
             rules.append((col.name, f"length({c}) > {_SKU_MAX}", f"SKU longer than {_SKU_MAX} characters"))
             rules.append((col.name, f"{c} <> trim({c})", "SKU has leading or trailing spaces"))
         elif col.kind == "count":
@@ -359,6 +388,7 @@ def _literal(text: str) -> str:
 
 def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Channel]) -> tuple[pa.Table, pa.Table]:
     con = duckdb.connect()
+    con.execute("SET memory_limit = '1GB'")
     con.register("raw", raw)
     known = pa.table({"name": [c.name for c in channels.values()], "decimals": [c.decimals for c in channels.values()]})
     con.register("known_channels", known)
@@ -370,17 +400,24 @@ def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Cha
         )
     else:
         con.execute("CREATE TEMP VIEW src AS SELECT raw.*, 2 AS _decimals, NULL::VARCHAR AS _channel FROM raw")
+    rules = _rules(spec, present)
+    # One pass flags the (normally few) bad rows; only those are expanded into one problem per rule broken.
+    con.execute(
+        "CREATE TEMP TABLE flagged AS SELECT * FROM src WHERE "
+        + " OR ".join(f"coalesce({condition}, false)" for _, condition, _ in rules)
+    )
     checks = [
         f'SELECT _row AS row, \'{column}\' AS "column", "{column}" AS value, {_literal(message)} AS message, _channel '
-        f"FROM src WHERE {condition}"
-        for column, condition, message in _rules(spec, present)
+        f"FROM flagged WHERE {condition}"
+        for column, condition, message in rules
     ]
     if spec.unique:
         key = ", ".join(f'"{k}"' for k in spec.unique)
         checks.append(
             f"SELECT _row, '{spec.unique[-1]}', concat_ws('/', {key}), "
             f"'duplicate {'/'.join(spec.unique)} (first seen on row ' || first_row || ')', _channel "
-            f"FROM (SELECT *, min(_row) OVER (PARTITION BY {key}) AS first_row FROM src) WHERE _row > first_row"
+            f"FROM (SELECT src.*, d.first_row FROM src JOIN (SELECT {key}, min(_row) AS first_row FROM src "
+            f"GROUP BY ALL HAVING count(*) > 1) d USING ({key})) WHERE _row > first_row"
         )
     con.execute(
         'CREATE TEMP TABLE problems AS SELECT DISTINCT ON (row, "column") * FROM ('
@@ -394,8 +431,7 @@ def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Cha
     for col in spec.columns:
         expr = f"NULLIF(trim(\"{col.name}\"), '')" if col.name in present else "NULL"
         typed.append(f"CAST({expr} AS {_SQL_TYPE.get(col.kind, 'VARCHAR')}) AS {col.name}")
-    valid = con.sql(
-        f"SELECT {', '.join(typed)}, _row FROM src WHERE _row NOT IN (SELECT row FROM problems) ORDER BY _row"
-    ).to_arrow_table()
+    bad_rows = "WHERE _row NOT IN (SELECT row FROM problems)" if errors.num_rows else ""
+    valid = con.sql(f"SELECT {', '.join(typed)}, _row FROM src {bad_rows} ORDER BY _row").to_arrow_table()
     con.close()
     return valid, errors.cast(ERROR_SCHEMA)

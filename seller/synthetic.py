@@ -94,11 +94,11 @@ def generate(
                 fba & mapped
             ]
         )
-        # 0–6 offers per ASIN around our base price; some below our floor so the clamp shows.
+        # 0–6 offers per ASIN around our base price; ~3 % far below it, so the floor clamp shows.
         counts = rng.integers(0, 7, n)
         total = int(counts.sum())
         owner = np.repeat(idx, counts)
-        rel = rng.uniform(0.72, 1.25, total)
+        rel = np.where(rng.random(total) < 0.03, rng.uniform(0.6, 0.8, total), rng.uniform(0.9, 1.25, total))
         own = rng.random(total) < 0.08
         stale = rng.random(total) < 0.15
         age_s = np.where(stale, rng.integers(25 * 3600, 96 * 3600, total), rng.integers(60, 6 * 3600, total))

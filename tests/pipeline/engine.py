@@ -1,10 +1,12 @@
 """The offline engine end to end without Dagster, for golden-file tests: inputs -> prices -> feed documents."""
 
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
-from feeds.flat_files import flat_file
+from feeds.flat_files import write_flat_file
 from feeds.listings_json import listings_feed_documents
 from feeds.updates import offer_updates
 from pricing.buybox import buybox_prices
@@ -43,10 +45,13 @@ def channel_engine(data_dir, channels: dict[str, Channel], channel: str, now: da
 
 def documents(con, channel: Channel) -> dict[str, bytes]:
     out = {}
-    for feed_type in ("POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA", "POST_FLAT_FILE_INVLOADER_DATA"):
-        out[f"{feed_type}.txt"] = flat_file(
-            con, feed_type, "updates", decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
-        )[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for feed_type in ("POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA", "POST_FLAT_FILE_INVLOADER_DATA"):
+            path = Path(tmp) / f"{feed_type}.txt"
+            write_flat_file(
+                con, feed_type, "updates", path, decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
+            )
+            out[path.name] = path.read_bytes()
     docs = listings_feed_documents(
         con,
         "updates",

@@ -8,7 +8,7 @@ import duckdb
 import jsonschema
 import pytest
 
-from feeds.flat_files import PRICE_QUANTITY, flat_file
+from feeds.flat_files import PRICE_QUANTITY, write_flat_file
 from feeds.listings_json import listings_feed_documents
 from pricing.money import install_money_macros
 from tests.models import load_schema
@@ -58,13 +58,15 @@ def updates(n: int) -> duckdb.DuckDBPyConnection:
 
 def test_listings_feed_splits_at_25000_messages():
     schema = load_schema("schemas/feeds/listings-feed-schema-v2.json")
-    docs = listings_feed_documents(
-        updates(25_001),
-        "updates",
-        seller_id="A3DEMOSELLER01",
-        marketplace_id="ATVPDKIKX0DER",
-        currency="USD",
-        decimals=2,
+    docs = list(
+        listings_feed_documents(
+            updates(25_001),
+            "updates",
+            seller_id="A3DEMOSELLER01",
+            marketplace_id="ATVPDKIKX0DER",
+            currency="USD",
+            decimals=2,
+        )
     )
     assert [count for _, count in docs] == [25_000, 1]
     first, second = (json.loads(data) for data, _ in docs)
@@ -74,11 +76,11 @@ def test_listings_feed_splits_at_25000_messages():
     assert second["messages"][0] == {**second["messages"][0], "messageId": 25_001, "sku": "SKU-025001"}
 
 
-def test_jpy_prices_are_whole_numbers_in_every_document():
+def test_jpy_prices_are_whole_numbers_in_every_document(tmp_path):
     con = updates(3)
-    flat, rows = flat_file(con, PRICE_QUANTITY, "updates", decimals=0, fba_code="AMAZON_FE")
+    rows = write_flat_file(con, PRICE_QUANTITY, "updates", tmp_path / "f.txt", decimals=0, fba_code="AMAZON_FE")
     assert rows == 3
-    assert flat.decode().splitlines()[1] == "SKU-000001\t2000\t1000\t50000\t1\t2\tDEFAULT"
+    assert (tmp_path / "f.txt").read_text().splitlines()[1] == "SKU-000001\t2000\t1000\t50000\t1\t2\tDEFAULT"
     ((doc, _),) = listings_feed_documents(
         con, "updates", seller_id="A3DEMOSELLER01", marketplace_id="A1VC38T7YXB528", currency="JPY", decimals=0
     )
@@ -94,12 +96,11 @@ def test_prices_never_pass_through_floats():
     assert b'"value_with_tax":10.05}' in doc
 
 
-def test_empty_updates_write_a_header_only_flat_file_and_no_json_document():
+def test_empty_updates_write_a_header_only_flat_file_and_no_json_document(tmp_path):
     con = updates(0)
-    assert flat_file(con, PRICE_QUANTITY, "updates", decimals=2, fba_code="AMAZON_NA")[0].count(b"\n") == 1
-    assert (
-        listings_feed_documents(
-            con, "updates", seller_id="A3DEMOSELLER01", marketplace_id="ATVPDKIKX0DER", currency="USD", decimals=2
-        )
-        == []
+    assert write_flat_file(con, PRICE_QUANTITY, "updates", tmp_path / "f.txt", decimals=2, fba_code="AMAZON_NA") == 0
+    assert (tmp_path / "f.txt").read_bytes().count(b"\n") == 1
+    documents = listings_feed_documents(
+        con, "updates", seller_id="A3DEMOSELLER01", marketplace_id="ATVPDKIKX0DER", currency="USD", decimals=2
     )
+    assert list(documents) == []

@@ -31,8 +31,9 @@ def test_small_seller_is_valid(small_seller, channels):
         ("master_inventory", "FBM-1,7,15.00", "FBM-1,7,15.005", 3, "price", "at most 2 decimals"),
         ("master_inventory", "FBM-1,7,", "FBM-1,-7,", 3, "quantity", "negative quantity"),
         ("master_inventory", "FBM-CEIL,0,", "FBM-1,0,", 5, "sku", "duplicate sku (first seen on row 3)"),
-        ("master_inventory", "FBM-1,7,", '"FBM\t1",7,', 3, "sku", "tab or line break"),
-        ("master_inventory", "FBM-1,7,", '"FBM\n1",7,', 3, "sku", "tab or line break"),
+        ("master_inventory", "FBM-1,7,", '"FBM\t1",7,', 3, "sku", "tab, line break"),
+        ("master_inventory", "FBM-1,7,", '"FBM\n1",7,', 3, "sku", "tab, line break"),
+        ("master_inventory", "FBM-1,7,", '"FBM\x071",7,', 3, "sku", "control character"),
         ("channel_mappings", "B000000002", "B0002", 3, "asin", "ASIN must be 10 characters"),
         (
             "channel_mappings",
