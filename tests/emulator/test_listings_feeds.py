@@ -79,7 +79,7 @@ def test_patch_lands_and_rules_reject(api):
 
 def test_gated_category_from_seed(emulator_factory):
     api = Api(emulator_factory(synthetic=1000))
-    gated = fbm_listing(api, gated=True) if False else api.find(productType="WATCH")
+    gated = api.find(productType="WATCH")
     blocked = _patch(api, gated["sku"], quantity_patch(1)).json()
     assert blocked["status"] == "INVALID" and "QUALIFICATION_REQUIRED" in blocked["issues"][0]["categories"]
     restrictions = api(
@@ -141,7 +141,7 @@ def test_put_new_asin_needs_identifier_and_delete(api):
     conform("listingsItems_2021-08-01", "getListingsItem", 404, missing.json())
 
 
-# --- feeds -------------------------------------------------------------------------------------------------------------
+# --- feeds -----------------------------------------------------------------------------------------------------------
 def upload(api: Api, content: bytes, content_type: str = "application/json; charset=UTF-8") -> str:
     created = api("POST", "/feeds/2021-06-30/documents", json={"contentType": content_type})
     assert created.status_code == 201, created.text
