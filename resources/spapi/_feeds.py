@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +153,7 @@ class FeedsMixin:
     """Feeds methods of `SpApiClient` (relies on its `call`, `upload_document`, `download_document`)."""
 
     call: Callable[..., SpApiResponse]
+    paginate: Callable[..., Iterator[Any]]
     upload_document: Callable[[str, bytes, str], None]
     download_document: Callable[[str], tuple[bytes, str | None]]
 
@@ -193,6 +194,29 @@ class FeedsMixin:
     def get_feed(self, feed_id: str) -> dict[str, Any]:
         """getFeed: the feed's ``processingStatus`` and, when finished, ``resultFeedDocumentId``."""
         return self.call("getFeed", path={"feedId": feed_id}).data
+
+    def iter_feeds(
+        self,
+        feed_types: Sequence[str],
+        *,
+        marketplace_ids: Sequence[str] | None = None,
+        processing_statuses: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """getFeeds, every page. The ``nextToken`` is sent alone: Amazon rejects it combined with other filters."""
+        return self.paginate(
+            "getFeeds",
+            params={
+                "feedTypes": list(feed_types),
+                "marketplaceIds": list(marketplace_ids) if marketplace_ids else None,
+                "processingStatuses": list(processing_statuses) if processing_statuses else None,
+                "pageSize": page_size,
+            },
+            items=lambda page: page.get("feeds"),
+            next_token=lambda page: page.get("nextToken"),
+            token_param="nextToken",
+            token_alone=True,
+        )
 
     def cancel_feed(self, feed_id: str) -> None:
         """cancelFeed: only IN_QUEUE feeds can be cancelled."""

@@ -8,6 +8,8 @@ session token), so connection-level headers that a proxy may rewrite cannot brea
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -18,6 +20,18 @@ __all__ = ["SigV4Signer", "AWS_REGIONS", "SIGNED_HEADERS"]
 AWS_REGIONS = {"na": "us-east-1", "eu": "eu-west-1", "fe": "us-west-2"}
 
 SIGNED_HEADERS = ("host", "x-amz-access-token", "content-type", "x-amz-security-token")
+
+
+class _NoCanonicalRequest(logging.Filter):
+    """botocore logs the canonical request at DEBUG, and ours contains the x-amz-access-token header: drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("CanonicalRequest")
+
+
+_BOTOCORE_AUTH_LOG = logging.getLogger("botocore.auth")
+if not any(isinstance(f, _NoCanonicalRequest) for f in _BOTOCORE_AUTH_LOG.filters):
+    _BOTOCORE_AUTH_LOG.addFilter(_NoCanonicalRequest())
 
 
 class SigV4Signer:
