@@ -1,7 +1,8 @@
 """Token buckets per (selling partner, application, operation), refilled on the emulator's clock.
 
 `rate_scale` multiplies every refill rate; the burst (bucket size) stays as documented. `rate_scale=0` turns limits
-off. Buckets start full.
+off. Buckets start full. A request arriving up to 10 ms (emulated) before its token is due is served
+and the token is borrowed from the next refill.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 
 from emulator.clock import Clock
 
-__all__ = ["Throttler", "Bucket"]
+__all__ = ["Throttler", "Bucket", "JITTER"]
+
+JITTER = 0.01  # emulated seconds
 
 
 @dataclass
@@ -24,7 +27,9 @@ class Bucket:
     def take(self, now: float) -> bool:
         self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1.0 - 1e-9:
+        # A request up to JITTER seconds early is served (and the debt carried), absorbing scheduling jitter
+        # between a client that paces at exactly 1/rate and the moment the emulator takes the token.
+        if self.tokens + self.rate * JITTER >= 1.0 - 1e-9:
             self.tokens -= 1.0
             return True
         return False
