@@ -13,8 +13,7 @@ from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
 from assets.prices import buybox_prices
 from pipelines.jobs import channel_pipeline_job, channel_pipeline_schedule
-from resources.warehouse import Warehouse
-from seller.config import data_dir
+from pipelines.resources import resources
 
 ALL_ASSETS = [*input_assets, reconciled_inventory, buybox_prices, *feed_assets, sync_history]
 
@@ -22,7 +21,7 @@ defs = dg.Definitions(
     assets=ALL_ASSETS,
     jobs=[channel_pipeline_job],
     schedules=[channel_pipeline_schedule],
-    resources={"warehouse": Warehouse(data_dir=str(data_dir().resolve()))},
+    resources=resources(),
     # Steps of one channel share that channel's DuckDB file (one writer at a time), and DuckDB already uses every
     # core inside a step, so steps run in the run's own process, one after another.
     executor=dg.in_process_executor,

@@ -73,7 +73,7 @@ class SpApiResource(dg.ConfigurableResource):
     requests_per_day: int = 36_000
     usage_plans: dict[str, dict[str, float]] = {}
 
-    _clients: dict[tuple[str, str], SpApiClient] = PrivateAttr(default_factory=dict)
+    _clients: dict[tuple[str, str, str], SpApiClient] = PrivateAttr(default_factory=dict)
     _throttle: Throttle | None = PrivateAttr(default=None)
     _token_cache: TokenCache | None = PrivateAttr(default=None)
     _counters: Counters = PrivateAttr(default_factory=Counters)
@@ -127,12 +127,16 @@ class SpApiResource(dg.ConfigurableResource):
             client.close()
 
     # -- the API ------------------------------------------------------------------------------------------------------
-    def client_for(self, seller_id: str, *, refresh_token: str | None = None) -> SpApiClient:
-        """The (cached) client for one seller. `refresh_token` defaults to the resource's; pass the seller's own
+    def client_for(
+        self, seller_id: str, *, region: str | None = None, refresh_token: str | None = None
+    ) -> SpApiClient:
+        """The (cached) client for one seller. `region` (a channel's `na`/`eu`/`fe`) picks that region's production
+        endpoint unless `endpoint` overrides it; `refresh_token` defaults to the resource's; pass the seller's own
         token (read from the variable its channel entry names) for other sellers."""
         self._ensure_shared()
         token = refresh_token or self.refresh_token
-        key = (seller_id, token)
+        region = region or self.region
+        key = (seller_id, region, token)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
@@ -141,7 +145,7 @@ class SpApiResource(dg.ConfigurableResource):
                     client_id=self.client_id,
                     client_secret=self.client_secret,
                     refresh_token=token,
-                    region=self.region,
+                    region=region,
                     endpoint=self.endpoint,
                     token_url=self.token_url,
                     aws_access_key_id=self.aws_access_key_id or None,
