@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterator
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["FEED_TYPE", "MAX_MESSAGES", "listings_feed_documents"]
 
@@ -51,19 +53,29 @@ def listings_feed_documents(
     run 1..N across the documents, in SKU order.
     """
     header = json.dumps({"sellerId": seller_id, "version": "2.0", "issueLocale": "en_US"}, separators=(",", ":"))
-    result = con.execute(
-        f"""
-        WITH messages AS (SELECT {_MESSAGE} AS message, row_number() OVER (ORDER BY sku) AS n FROM {updates})
-        SELECT string_agg(message, ',' ORDER BY n), count(*) FROM messages
-        GROUP BY (n - 1) // $max_messages ORDER BY min(n)
-        """,
-        {
-            "marketplace_id": marketplace_id,
-            "currency": currency,
-            "decimals": decimals,
-            "max_messages": max_messages,
-        },
+    prefix = f'{{"header":{header},"messages":['.encode()
+    messages = con.sql(
+        f"SELECT {_MESSAGE} AS message FROM {updates} ORDER BY sku",
+        params={"marketplace_id": marketplace_id, "currency": currency, "decimals": decimals},
     )
-    while (row := result.fetchone()) is not None:
-        body, count = row
-        yield f'{{"header":{header},"messages":[{body}]}}'.encode(), count
+    # DuckDB streams the messages in batches; Arrow joins each document's messages without a Python loop per SKU.
+    pending: list[pa.Array] = []
+    size = 0
+    for batch in messages.to_arrow_reader(8192):
+        column = batch.column(0)
+        while len(column):
+            take = min(max_messages - size, len(column))
+            pending.append(column.slice(0, take))
+            size += take
+            column = column.slice(take)
+            if size == max_messages:
+                yield _document(prefix, pending), size
+                pending, size = [], 0
+    if size:
+        yield _document(prefix, pending), size
+
+
+def _document(prefix: bytes, messages: list[pa.Array]) -> bytes:
+    joined = pa.concat_arrays(messages)
+    body = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(joined)], pa.int32()), joined), ",")
+    return prefix + body[0].as_buffer().to_pybytes() + b"]}"
