@@ -1,0 +1,119 @@
+"""Orders: FBM stock reservations from ORDER_CHANGE notifications, and shipment confirmations.
+
+Reservation rule. An FBM (MFN) order reserves its items' quantities from the moment Amazon notifies it until either
+- a later ORDER_CHANGE for the order says it is no longer open (Shipped, Canceled, Unfulfillable, ...: any status
+  outside `OPEN_ORDER_STATUSES`), or
+- the seller's master inventory file was written after the order was placed (`master_as_of` > PurchaseDate): the
+  seller's own system has seen the order, so its quantity already excludes it.
+Notifications can arrive out of order, so an order's state is the notification with the latest event time
+(TimeOfOrderChange), then the latest publish time, then the more final status; an older state never overwrites a
+newer one. Items come from the latest notification of the order that lists items. A partially shipped order keeps
+its whole quantity reserved until it is Shipped (conservative: no oversell).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from sync.notifications import OPEN_ORDER_STATUSES
+
+__all__ = ["OPEN_ORDER_STATUSES", "RESERVATION_COLUMNS", "order_states", "reservations", "package_detail", "row_hash"]
+
+RESERVATION_COLUMNS = ("sku", "reserved_quantity", "open_orders", "oldest_order_at")
+
+# Later in this list = more final, used only to break ties between notifications with identical times.
+_STATUS_RANK = (
+    "list_position(['PendingAvailability', 'Pending', 'Unshipped', 'PartiallyShipped', 'Shipped', "
+    "'InvoiceUnconfirmed', 'Unfulfillable', 'Canceled'], order_status)"
+)
+
+_ORDER_STATES = f"""
+SELECT DISTINCT ON (amazon_order_id)
+       amazon_order_id, channel, order_status, fulfillment_type, purchase_date, event_time, notification_id
+FROM {{changes}}
+WHERE channel = $channel
+ORDER BY amazon_order_id, event_time DESC, publish_time DESC, coalesce({_STATUS_RANK}, 0) DESC, notification_id DESC
+"""
+
+_RESERVATIONS = """
+WITH states AS ({states}),
+latest_items AS (
+    SELECT DISTINCT ON (c.amazon_order_id) c.amazon_order_id, c.notification_id
+    FROM {changes} c
+    WHERE c.channel = $channel
+      AND EXISTS (SELECT 1 FROM {items} i WHERE i.notification_id = c.notification_id AND i.channel = c.channel)
+    ORDER BY c.amazon_order_id, c.event_time DESC, c.publish_time DESC, c.notification_id DESC
+),
+open_orders AS (
+    SELECT s.amazon_order_id, s.purchase_date, s.event_time
+    FROM states s
+    WHERE s.order_status IN ({open_statuses})
+      AND coalesce(s.fulfillment_type, 'MFN') = 'MFN'
+      AND ($master_as_of::TIMESTAMPTZ IS NULL OR coalesce(s.purchase_date, s.event_time) > $master_as_of::TIMESTAMPTZ)
+)
+SELECT i.sku, sum(i.quantity)::BIGINT AS reserved_quantity, count(DISTINCT o.amazon_order_id)::BIGINT AS open_orders,
+       min(coalesce(o.purchase_date, o.event_time)) AS oldest_order_at
+FROM open_orders o
+JOIN latest_items l USING (amazon_order_id)
+JOIN {items} i ON i.notification_id = l.notification_id AND i.channel = $channel
+GROUP BY i.sku
+"""
+
+
+def order_states(
+    con: duckdb.DuckDBPyConnection, channel: str, changes: str = "order_changes"
+) -> duckdb.DuckDBPyRelation:
+    """The current state of every notified order of `channel`: one row per order (latest event wins)."""
+    return con.sql(_ORDER_STATES.format(changes=changes), params={"channel": channel})
+
+
+def reservations(
+    con: duckdb.DuckDBPyConnection,
+    channel: str,
+    master_as_of: datetime | None,
+    changes: str = "order_changes",
+    items: str = "order_change_items",
+) -> duckdb.DuckDBPyRelation:
+    """Open FBM reservations of `channel`, one row per SKU: reserved_quantity, open_orders, oldest_order_at."""
+    sql = _RESERVATIONS.format(
+        states=_ORDER_STATES.format(changes=changes),
+        changes=changes,
+        items=items,
+        open_statuses=", ".join(f"'{s}'" for s in OPEN_ORDER_STATUSES),
+    )
+    return con.sql(sql, params={"channel": channel, "master_as_of": master_as_of})
+
+
+# --- shipments ------------------------------------------------------------------------------------------------------
+
+
+def row_hash(row: dict[str, Any], columns: tuple[str, ...]) -> str:
+    """A stable digest of a shipment row's content (a corrected row is a new attempt; an unchanged one is not)."""
+    text = "\x1f".join("" if row.get(c) is None else str(row[c]) for c in columns)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def package_detail(shipment: dict[str, Any], order_items: list[dict[str, Any]], package_reference: int) -> dict:
+    """confirmShipment's packageDetail for a whole order: every item's unshipped quantity, from getOrderItems."""
+    lines = []
+    for item in order_items:
+        remaining = int(item.get("QuantityOrdered") or 0) - int(item.get("QuantityShipped") or 0)
+        if remaining > 0:
+            lines.append({"orderItemId": str(item["OrderItemId"]), "quantity": remaining})
+    ship_date = shipment["ship_date"]
+    detail: dict[str, Any] = {
+        "packageReferenceId": str(package_reference),
+        "carrierCode": shipment["carrier_code"],
+        "trackingNumber": shipment["tracking_number"],
+        "shipDate": ship_date.isoformat() if hasattr(ship_date, "isoformat") else str(ship_date),
+        "orderItems": lines,
+    }
+    if shipment.get("carrier_name"):
+        detail["carrierName"] = shipment["carrier_name"]
+    if shipment.get("shipping_method"):
+        detail["shippingMethod"] = shipment["shipping_method"]
+    return detail

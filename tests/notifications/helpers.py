@@ -1,0 +1,144 @@
+"""Notification bodies as Amazon sends them (PascalCase; FEED_PROCESSING_FINISHED camelCase) and an SNS wrapper."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from seller.config import parse_channels
+
+SELLER = "A3DEMOSELLER01"
+US = "ATVPDKIKX0DER"
+UK = "A1F83G8C2ARO7P"
+DE = "A1PA6795UKMFR9"
+
+CHANNELS = parse_channels(
+    {
+        "channels": [
+            {"name": "us", "seller_id": SELLER, "marketplace_id": US, "region": "na", "enable_notifications": True},
+            {"name": "uk", "seller_id": SELLER, "marketplace_id": UK, "region": "eu", "enable_notifications": True},
+            {"name": "de", "seller_id": SELLER, "marketplace_id": DE, "region": "eu", "enable_notifications": True},
+        ]
+    }
+)
+
+
+def order_change(
+    order_id: str,
+    status: str,
+    at: str,
+    items: list[tuple[str, int]] | None = None,
+    *,
+    market: str = US,
+    seller: str = SELLER,
+    fulfillment: str = "MFN",
+    notification_id: str | None = None,
+    purchase_date: str = "2026-11-29T09:00:00Z",
+) -> dict[str, Any]:
+    return {
+        "NotificationVersion": "1.0",
+        "NotificationType": "ORDER_CHANGE",
+        "PayloadVersion": "1.0",
+        "EventTime": at,
+        "Payload": {
+            "OrderChangeNotification": {
+                "NotificationLevel": "OrderLevel",
+                "SellerId": seller,
+                "AmazonOrderId": order_id,
+                "OrderChangeType": "OrderStatusChange",
+                "OrderChangeTrigger": {"TimeOfOrderChange": at, "ChangeReason": "Order status changed"},
+                "Summary": {
+                    "MarketplaceId": market,
+                    "OrderStatus": status,
+                    "PurchaseDate": purchase_date,
+                    "FulfillmentType": fulfillment,
+                    "OrderItems": [
+                        {"OrderItemId": f"{order_id}-{n}", "SellerSKU": sku, "SupplySourceId": "DEFAULT", "Quantity": q}
+                        for n, (sku, q) in enumerate(items or [])
+                    ],
+                },
+            }
+        },
+        "NotificationMetadata": {
+            "ApplicationId": "amzn1.sellerapps.app.test",
+            "SubscriptionId": "sub-1",
+            "PublishTime": at,
+            "NotificationId": notification_id or str(uuid.uuid4()),
+        },
+    }
+
+
+def fba_change(sku: str, fulfillable: int, at: str, markets: tuple[str, ...] = (US,)) -> dict[str, Any]:
+    return {
+        "NotificationVersion": "1.0",
+        "NotificationType": "FBA_INVENTORY_AVAILABILITY_CHANGES",
+        "PayloadVersion": "1.0",
+        "EventTime": at,
+        "Payload": {
+            "SellerId": SELLER,
+            "FNSKU": "X00TEST",
+            "ASIN": "B000000001",
+            "SKU": sku,
+            "FulfillmentInventoryByMarketplace": [
+                {"MarketplaceId": m, "ItemName": sku, "FulfillmentInventory": {"Fulfillable": fulfillable}}
+                for m in markets
+            ],
+        },
+    }
+
+
+def offer_change(asin: str, at: str, market: str = US, lowest: str = "17.99") -> dict[str, Any]:
+    money = {"Amount": lowest, "CurrencyCode": "USD"}
+    return {
+        "NotificationVersion": "1.0",
+        "NotificationType": "ANY_OFFER_CHANGED",
+        "PayloadVersion": "1.0",
+        "EventTime": at,
+        "Payload": {
+            "AnyOfferChangedNotification": {
+                "SellerId": SELLER,
+                "OfferChangeTrigger": {
+                    "MarketplaceId": market,
+                    "ASIN": asin,
+                    "ItemCondition": "new",
+                    "TimeOfOfferChange": at,
+                    "OfferChangeType": "External",
+                },
+                "Summary": {"LowestPrices": [{"Condition": "new", "LandedPrice": money}], "BuyBoxPrices": []},
+                "Offers": [{"SellerId": "A1COMPETITOR01", "ListingPrice": money}],
+            }
+        },
+        "NotificationMetadata": {"PublishTime": at, "NotificationId": str(uuid.uuid4())},
+    }
+
+
+def feed_finished(feed_id: str, at: str) -> dict[str, Any]:
+    return {
+        "notificationVersion": "2020-09-04",
+        "notificationType": "FEED_PROCESSING_FINISHED",
+        "payloadVersion": "2020-09-04",
+        "eventTime": at,
+        "payload": {
+            "feedProcessingFinishedNotification": {
+                "sellerId": SELLER,
+                "feedId": feed_id,
+                "feedType": "JSON_LISTINGS_FEED",
+                "processingStatus": "DONE",
+            }
+        },
+        "notificationMetadata": {"publishTime": at, "notificationId": str(uuid.uuid4())},
+    }
+
+
+def sns(document: dict[str, Any]) -> str:
+    """The notification as an SNS topic would wrap it for an SQS subscriber."""
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:sales-channel",
+            "Message": json.dumps(document),
+            "Timestamp": "2026-11-29T10:00:00.000Z",
+        }
+    )

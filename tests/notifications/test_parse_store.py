@@ -1,0 +1,175 @@
+"""Pure notification logic: parsing every type and casing, SNS unwrapping, routing, dedup, dead letters, and the
+reservation SQL with out-of-order delivery."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from sync.notifications import Malformed, Received, parse_body, prepare_batch, store_batch
+from sync.orders import order_states, reservations
+from tests.notifications.helpers import (
+    CHANNELS,
+    DE,
+    UK,
+    US,
+    fba_change,
+    feed_finished,
+    offer_change,
+    order_change,
+    sns,
+)
+
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+
+
+def messages(*docs) -> list[Received]:
+    return [Received(f"m{n}", f"h{n}", doc if isinstance(doc, str) else json.dumps(doc)) for n, doc in enumerate(docs)]
+
+
+def store(con, *docs) -> list[dict]:
+    return store_batch(con, prepare_batch(messages(*docs), CHANNELS, NOW))
+
+
+def test_parses_each_type_and_casing_raw_and_sns_wrapped():
+    order = order_change("111-0000001-0000001", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 2)])
+    for body in (json.dumps(order), sns(order)):
+        note = parse_body(body)
+        assert (note.notification_type, note.seller_id, note.marketplace_ids) == (
+            "ORDER_CHANGE",
+            order["Payload"]["OrderChangeNotification"]["SellerId"],
+            (US,),
+        )
+        assert note.notification_id == order["NotificationMetadata"]["NotificationId"]
+        assert note.subject == "111-0000001-0000001"
+        assert note.detail["order_change_items"] == [
+            {
+                "amazon_order_id": "111-0000001-0000001",
+                "order_item_id": "111-0000001-0000001-0",
+                "sku": "FBM-1",
+                "quantity": 2,
+            }
+        ]
+        assert json.loads(note.body) == order  # the notification itself, not the SNS envelope
+    fba = parse_body(json.dumps(fba_change("FBA-1", 7, "2026-11-29T09:00:00+00:00", (UK, DE))))
+    assert fba.marketplace_ids == (UK, DE) and fba.notification_id.startswith("sha256:")
+    assert [r["fulfillable_quantity"] for r in fba.detail["fba_changes"]] == [7, 7]
+    # the same FBA document hashes to the same id (a redelivery is a duplicate); another one does not
+    assert parse_body(json.dumps(fba_change("FBA-1", 7, "2026-11-29T09:00:00+00:00", (UK, DE)))).notification_id == (
+        fba.notification_id
+    )
+    assert parse_body(json.dumps(fba_change("FBA-1", 6, "2026-11-29T09:00:00+00:00"))).notification_id != (
+        fba.notification_id
+    )
+    offer = parse_body(json.dumps(offer_change("B000000001", "2026-11-29T09:30:00Z")))
+    assert offer.subject == "B000000001" and offer.detail["offer_changes"][0]["lowest_landed_price"] == "17.99"
+    feed = parse_body(json.dumps(feed_finished("50001", "2026-11-29T09:30:00Z")))  # camelCase
+    assert (feed.notification_type, feed.subject, feed.marketplace_ids) == ("FEED_PROCESSING_FINISHED", "50001", ())
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({"NotificationType": "ORDER_CHANGE"}), "missing Payload"),
+        (json.dumps({"NotificationType": "LISTINGS_ITEM_STATUS_CHANGE", "Payload": {}}), "unsupported"),
+        (json.dumps({**order_change("1", "Unshipped", "yesterday"), "EventTime": "x"}), "ISO 8601"),
+        (
+            json.dumps(fba_change("FBA-1", -1, "2026-11-29T09:00:00Z")),
+            "FulfillmentInventory.Fulfillable must be a non-negative",
+        ),
+        (json.dumps({"Type": "Notification", "Message": "{oops"}), "SNS envelope"),
+    ],
+)
+def test_malformed_messages_say_why(body, reason):
+    with pytest.raises(Malformed, match=reason):
+        parse_body(body)
+
+
+def test_missing_keys_are_reported_by_path():
+    doc = order_change("1", "Unshipped", "2026-11-29T09:00:00Z")
+    del doc["Payload"]["OrderChangeNotification"]["SellerId"]
+    with pytest.raises(Malformed, match="missing SellerId"):
+        parse_body(json.dumps(doc))
+
+
+def test_store_dedups_routes_and_dead_letters():
+    con = duckdb.connect()
+    order = order_change("111-0000001-0000001", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 2)])
+    unknown = order_change(
+        "111-0000001-0000002", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)], market="A1VC38T7YXB528"
+    )  # Japan: not a configured channel
+    stranger = order_change(
+        "111-0000001-0000003", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)], seller="A9OTHERSELLER9"
+    )
+    fresh = store(
+        con,
+        order,
+        order,
+        "garbage",
+        unknown,
+        stranger,
+        fba_change("FBA-1", 4, "2026-11-29T09:00:00Z", (UK, DE, "A1VC38T7YXB528")),
+    )
+    # one order (the in-batch duplicate ignored) and the FBA change routed to uk and de; Japan's entry ignored
+    assert sorted((r["channel"], r["notification_type"]) for r in fresh) == [
+        ("de", "FBA_INVENTORY_AVAILABILITY_CHANGES"),
+        ("uk", "FBA_INVENTORY_AVAILABILITY_CHANGES"),
+        ("us", "ORDER_CHANGE"),
+    ]
+    assert store(con, order) == []  # redelivered later: already stored
+    assert con.execute("SELECT count(*) FROM order_change_items").fetchall() == [(1,)]
+    dead = con.execute("SELECT message_id, reason FROM dead_letters ORDER BY message_id").fetchall()
+    assert [m for m, _ in dead] == ["m2", "m3", "m4"]
+    assert "not JSON" in dead[0][1]
+    assert "no channel for seller A3DEMOSELLER01 and marketplace A1VC38T7YXB528" in dead[1][1]
+    assert "A9OTHERSELLER9" in dead[2][1]
+    store(con, "garbage")  # the same malformed body again: one dead letter, not two
+    assert con.execute("SELECT count(*) FROM dead_letters").fetchall() == [(3,)]
+    assert con.execute("SELECT channel, fulfillable_quantity FROM fba_changes ORDER BY channel").fetchall() == [
+        ("de", 4),
+        ("uk", 4),
+    ]
+
+
+def reserved(con, channel="us", master_as_of=None) -> dict[str, int]:
+    return {r[0]: r[1] for r in reservations(con, channel, master_as_of).fetchall()}
+
+
+def test_reservations_follow_the_latest_state_even_out_of_order():
+    con = duckdb.connect()
+    placed = order_change("111-1", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 2), ("FBM-2", 1)])
+    shipped = order_change("111-1", "Shipped", "2026-11-29T09:30:00Z", [("FBM-1", 2), ("FBM-2", 1)])
+    other = order_change("111-2", "Pending", "2026-11-29T09:10:00Z", [("FBM-1", 3)])
+    afn = order_change("111-3", "Unshipped", "2026-11-29T09:10:00Z", [("FBM-1", 5)], fulfillment="AFN")
+    store(con, placed, other, afn)
+    assert reserved(con) == {"FBM-1": 5, "FBM-2": 1}  # AFN orders reserve nothing
+    store(con, shipped)
+    assert reserved(con) == {"FBM-1": 3}
+    store(con, placed)  # a late duplicate of the older state changes nothing
+    assert reserved(con) == {"FBM-1": 3}
+    # out of order: the cancellation is delivered before the order's creation
+    store(con, order_change("111-4", "Canceled", "2026-11-29T09:40:00Z", [("FBM-2", 4)]))
+    store(con, order_change("111-4", "Unshipped", "2026-11-29T09:20:00Z", [("FBM-2", 4)]))
+    assert reserved(con) == {"FBM-1": 3}
+    states = dict(order_states(con, "us").select("amazon_order_id, order_status").fetchall())
+    assert states == {"111-1": "Shipped", "111-2": "Pending", "111-3": "Unshipped", "111-4": "Canceled"}
+    assert reserved(con, "uk") == {}
+    # a master file written after the order was placed already accounts for it
+    late = order_change(
+        "111-5", "Unshipped", "2026-11-29T09:50:00Z", [("FBM-2", 1)], purchase_date="2026-11-29T09:50:00Z"
+    )
+    store(con, late)
+    assert reserved(con, master_as_of=datetime(2026, 11, 29, 9, 30, tzinfo=UTC)) == {"FBM-2": 1}
+    assert reserved(con) == {"FBM-1": 3, "FBM-2": 1}
+
+
+def test_equal_times_prefer_the_final_status():
+    con = duckdb.connect()
+    store(con, order_change("111-9", "Shipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)]))
+    store(con, order_change("111-9", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)]))
+    assert reserved(con) == {}
