@@ -12,10 +12,11 @@ from assets.history import sync_history
 from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
 from assets.prices import buybox_prices
+from assets.publish import listings_submission
 from pipelines.jobs import channel_pipeline_job, channel_pipeline_schedule
 from pipelines.resources import resources
 
-ALL_ASSETS = [*input_assets, reconciled_inventory, buybox_prices, *feed_assets, sync_history]
+ALL_ASSETS = [*input_assets, reconciled_inventory, buybox_prices, *feed_assets, sync_history, listings_submission]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

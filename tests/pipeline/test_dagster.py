@@ -1,5 +1,6 @@
 """The pipeline as Dagster runs it: partitioned materializations, blocking checks, concurrent channels, the CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,19 +11,27 @@ import duckdb
 import pytest
 
 from pipelines.definitions import ALL_ASSETS, defs
+from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 AS_OF = "2026-11-29T10:00:00+00:00"
 REPO = Path(__file__).resolve().parents[2]
+# These tests run the pipeline offline: no SP-API pull (the files are the inputs) and no push.
+OFFLINE = {
+    name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices", "listings_submission")
+}
 
 
 def materialize(data_dir: Path, channel: str, **kwargs) -> dg.ExecuteInProcessResult:
+    spapi = SpApiResource(
+        client_id="offline", client_secret="offline", refresh_token="offline", state_dir=str(data_dir / "spapi")
+    )
     return dg.materialize(
         ALL_ASSETS,
         partition_key=channel,
-        resources={"warehouse": Warehouse(data_dir=str(data_dir))},
-        run_config={"ops": {"buybox_prices": {"config": {"as_of": AS_OF}}}},
+        resources={"warehouse": Warehouse(data_dir=str(data_dir)), "spapi": spapi},
+        run_config={"ops": {"buybox_prices": {"config": {"as_of": AS_OF}}, **OFFLINE}},
         **kwargs,
     )
 
@@ -50,6 +59,7 @@ def test_definitions_load_with_every_asset_partitioned():
         "inventory_loader_feed",
         "listings_feed",
         "sync_history",
+        "listings_submission",
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -114,6 +124,7 @@ def test_two_channels_materialize_concurrently_through_the_cli(small_seller, tmp
     }
     (tmp_path / "dagster_home").mkdir()
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
+    command += ["--config-json", json.dumps({"ops": OFFLINE})]
     procs = {
         channel: subprocess.Popen(
             [*command, "--partition", channel], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -1,0 +1,472 @@
+"""Sending the changed offers of one channel to Amazon, recording Amazon's answer per SKU. Dagster-free.
+
+`Push.run(updates)` does, in order: resume every feed a previous run left open (poll it, never resubmit), detect the
+offers that differ from `published_state`, send them by JSON_LISTINGS_FEED or per-SKU patchListingsItem
+(`choose_path`), read back a sample plus every warned SKU with getListingsItem (`not_applied` when Amazon shows other
+values), then write one `submit` row per mapped SKU to sync_history and the accepted values to published_state.
+
+Ledger: each feed document is recorded (content hash, SKUs with the values sent) before createFeed and its feedId
+right after, in committed transactions; an open submission is what the next run polls instead of submitting again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from feeds.flat_files import PRICE_QUANTITY, write_flat_file
+from feeds.listings_json import FEED_TYPE, MAX_MESSAGES, listings_feed_documents
+from resources.spapi import FeedPolling, SpApiClient, SpApiError, Throttled, Unauthorized
+from resources.spapi._feeds import JSON_CONTENT_TYPE, TSV_CONTENT_TYPE
+from seller.config import Channel
+from seller.marketplaces import FBA_CHANNEL_CODE
+from sync.changes import FEED_THRESHOLD, OFFER_COLUMNS, changed_offers_sql, choose_path
+from sync.outcomes import Outcome, from_error, from_issues, from_report
+from sync.tables import ensure_tables
+
+__all__ = ["Push", "PushSettings", "PushSummary", "patches_for", "minor_to_decimal"]
+
+log = logging.getLogger(__name__)
+
+_OPEN = ("recorded", "submitted")
+_OUTCOME_SCHEMA = pa.schema(
+    [("sku", pa.string()), ("status", pa.string()), ("code", pa.string()), ("message", pa.string())]
+)
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Knobs of one push (the asset's run config fills them)."""
+
+    feed_threshold: int = FEED_THRESHOLD
+    max_messages: int = MAX_MESSAGES
+    legacy_flat_files: bool = False  # submit POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA (Amazon: FATAL)
+    readback_sample: int = 20  # accepted SKUs read back per run, on top of every warned SKU
+    feeds_per_window: int = 5  # JSON_LISTINGS_FEED: 5 submissions per 5 minutes
+    feed_window_seconds: float = 300.0
+    polling: FeedPolling = field(default_factory=FeedPolling)
+
+
+@dataclass
+class PushSummary:
+    path: str = "none"
+    changed: int = 0
+    resumed_feeds: int = 0
+    feeds_submitted: int = 0
+    patches_sent: int = 0
+    read_back: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    feed_ids: list[str] = field(default_factory=list)
+
+
+def minor_to_decimal(minor: int, decimals: int) -> Decimal:
+    """Integer minor units → the exact Decimal amount Amazon gets (JPY: whole yen)."""
+    return Decimal(int(minor)).scaleb(-decimals) if decimals else Decimal(int(minor))
+
+
+def patches_for(row: dict[str, Any], channel: Channel) -> list[dict[str, Any]]:
+    """The patchListingsItem patches of one offer row: purchasable_offer always, fulfillment_availability only when a
+    quantity may be sent (FBM)."""
+
+    def money(minor: int) -> list[dict[str, Any]]:
+        return [{"schedule": [{"value_with_tax": minor_to_decimal(minor, channel.decimals)}]}]
+
+    offer = {
+        "marketplace_id": channel.marketplace_id,
+        "currency": channel.currency,
+        "audience": "ALL",
+        "our_price": money(row["price_minor"]),
+        "minimum_seller_allowed_price": money(row["min_minor"]),
+        "maximum_seller_allowed_price": money(row["max_minor"]),
+    }
+    patches: list[dict[str, Any]] = [{"op": "replace", "path": "/attributes/purchasable_offer", "value": [offer]}]
+    if row.get("quantity") is not None:
+        availability: dict[str, Any] = {"fulfillment_channel_code": "DEFAULT", "quantity": int(row["quantity"])}
+        if row.get("handling_time_days") is not None:
+            availability["lead_time_to_ship_max_days"] = int(row["handling_time_days"])
+        patches.append({"op": "replace", "path": "/attributes/fulfillment_availability", "value": [availability]})
+    return patches
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    result = con.execute(sql, params) if params is not None else con.execute(sql)
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+class Push:
+    """One push of one channel. `after_feed_recorded(feed_id)` is called right after a feedId is committed to the
+    ledger (tests use it to simulate a run killed there)."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        client: SpApiClient,
+        channel: Channel,
+        *,
+        run_id: str,
+        settings: PushSettings | None = None,
+        now: datetime | None = None,
+        after_feed_recorded: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        workdir: Path | None = None,
+    ) -> None:
+        self.con, self.client, self.channel = con, client, channel
+        self.run_id = run_id
+        self.settings = settings or PushSettings()
+        self.now = now or datetime.now(UTC)
+        self.after_feed_recorded = after_feed_recorded
+        self.sleep = sleep
+        self.workdir = workdir
+        self.outcomes: dict[str, Outcome] = {}
+        self.summary = PushSummary()
+        # sku → the offer values sent this run (for published_state and read-back)
+        self.sent: dict[str, dict[str, Any]] = {}
+
+    @property
+    def feed_type(self) -> str:
+        return PRICE_QUANTITY if self.settings.legacy_flat_files else FEED_TYPE
+
+    # -- the whole push ---------------------------------------------------------------------------------------------
+    def run(self, updates: str) -> PushSummary:
+        ensure_tables(self.con)
+        self._resume()
+        open_skus = _rows(
+            self.con,
+            "SELECT DISTINCT i.sku FROM submission_items i JOIN submissions s USING (submission_id) "
+            "WHERE s.status IN ('recorded', 'submitted')",
+        )
+        exclude = pa.table({"sku": pa.array([*self.outcomes, *(r["sku"] for r in open_skus)], pa.string())})
+        self.con.register("push_exclude", exclude)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE push_changed AS {changed_offers_sql(updates, 'push_exclude')}")
+        # Never send a price outside the seller's floor and ceiling (pricing clamps; this is the last guard).
+        for row in _rows(
+            self.con, "SELECT sku FROM push_changed WHERE price_minor NOT BETWEEN min_minor AND max_minor"
+        ):
+            self.outcomes[row["sku"]] = Outcome(row["sku"], "error", "InvalidInput", "price outside [min, max]")
+        self.con.execute("DELETE FROM push_changed WHERE price_minor NOT BETWEEN min_minor AND max_minor")
+        count = self.con.execute("SELECT count(*) FROM push_changed").fetchall()[0][0]
+        self.summary.changed = count
+        self.summary.path = choose_path(self.channel.use_feed, count, self.settings.feed_threshold)
+        if self.summary.path == "feed":
+            self._feeds()
+        elif self.summary.path == "patch":
+            self._patches()
+        self._read_back()
+        self._write(updates)
+        return self.summary
+
+    # -- resuming ---------------------------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        for sub in _rows(
+            self.con,
+            "SELECT * FROM submissions WHERE channel = ? AND status IN ('recorded', 'submitted') ORDER BY recorded_at",
+            [self.channel.name],
+        ):
+            feed_id = sub["feed_id"] or self._adopt(sub)
+            if feed_id is None:
+                # Died before createFeed answered and Amazon shows no such feed: its SKUs are detected again.
+                self._set_status(sub["submission_id"], "abandoned")
+                continue
+            self.summary.resumed_feeds += 1
+            self._finish(sub["submission_id"], feed_id)
+
+    def _adopt(self, sub: dict[str, Any]) -> str | None:
+        """A feed createFeed made for a submission whose feedId was never recorded: the newest feed of the type,
+        created since the submission was recorded, that the ledger does not know."""
+        known = {r["feed_id"] for r in _rows(self.con, "SELECT feed_id FROM submissions WHERE feed_id IS NOT NULL")}
+        since = sub["recorded_at"] - timedelta(seconds=60)
+        candidates = []
+        for feed in self.client.iter_feeds([sub["feed_type"]], marketplace_ids=[self.channel.marketplace_id]):
+            created = feed.get("createdTime")
+            if feed.get("feedId") in known or not created:
+                continue
+            if datetime.fromisoformat(str(created).replace("Z", "+00:00")) >= since:
+                candidates.append((created, str(feed["feedId"])))
+        if not candidates:
+            return None
+        feed_id = max(candidates)[1]
+        self.con.execute(
+            "UPDATE submissions SET feed_id = ?, status = 'submitted' WHERE submission_id = ?",
+            [feed_id, sub["submission_id"]],
+        )
+        return feed_id
+
+    def _set_status(self, submission_id: str, status: str, processing: str | None = None) -> None:
+        finished = status not in _OPEN
+        self.con.execute(
+            "UPDATE submissions SET status = ?, processing_status = coalesce(?, processing_status), "
+            "finished_at = CASE WHEN ? THEN ? END, finished_run_id = CASE WHEN ? THEN ? END WHERE submission_id = ?",
+            [status, processing, finished, self.now, finished, self.run_id, submission_id],
+        )
+
+    # -- feeds ------------------------------------------------------------------------------------------------------
+    def _feeds(self) -> None:
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE push_numbered AS SELECT *, row_number() OVER (ORDER BY sku) AS message_id "
+            "FROM push_changed"
+        )
+        size = self.settings.max_messages
+        submitted: list[tuple[str, str]] = []
+        for number, (document, count) in enumerate(self._documents(size), start=1):
+            first = (number - 1) * size + 1
+            submission_id = self._record(document, first, first + count - 1)
+            if submission_id is None:
+                continue
+            feed_id = self._submit(submission_id, document)
+            submitted.append((submission_id, feed_id))
+        for submission_id, feed_id in submitted:
+            self._finish(submission_id, feed_id)
+
+    def _documents(self, size: int):
+        channel = self.channel
+        if not self.settings.legacy_flat_files:
+            yield from listings_feed_documents(
+                self.con,
+                "push_changed",
+                seller_id=channel.seller_id,
+                marketplace_id=channel.marketplace_id,
+                currency=channel.currency,
+                decimals=channel.decimals,
+                max_messages=size,
+            )
+            return
+        total = self.con.execute("SELECT count(*) FROM push_numbered").fetchall()[0][0]
+        if self.workdir is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+            for start in range(0, total, size):
+                view = f"push_flat_{start}"
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM push_numbered "
+                    f"WHERE message_id > {start} AND message_id <= {start + size}"
+                )
+                path = Path(tmp) / f"{view}.txt"
+                rows = write_flat_file(
+                    self.con,
+                    PRICE_QUANTITY,
+                    view,
+                    path,
+                    decimals=channel.decimals,
+                    fba_code=FBA_CHANNEL_CODE[channel.region],
+                )
+                yield path.read_bytes(), rows
+
+    def _record(self, document: bytes, first: int, last: int) -> str | None:
+        """Write the submission (hash, SKUs and values) before createFeed; None when identical content is open."""
+        digest = hashlib.sha256(self.feed_type.encode() + b"\0" + document).hexdigest()
+        duplicate = self.con.execute(
+            "SELECT feed_id FROM submissions WHERE content_hash = ? AND status IN ('recorded', 'submitted')",
+            [digest],
+        ).fetchall()
+        if duplicate:
+            return None
+        submission_id = uuid.uuid4().hex
+        self.con.execute("BEGIN")
+        self.con.execute(
+            "INSERT INTO submissions (submission_id, channel, feed_type, content_hash, messages, status, run_id, "
+            "recorded_at) VALUES (?, ?, ?, ?, ?, 'recorded', ?, ?)",
+            [submission_id, self.channel.name, self.feed_type, digest, last - first + 1, self.run_id, self.now],
+        )
+        self.con.execute(
+            f"INSERT INTO submission_items SELECT ?, message_id - ? + 1, {OFFER_COLUMNS} FROM push_numbered "
+            "WHERE message_id BETWEEN ? AND ?",
+            [submission_id, first, first, last],
+        )
+        self.con.execute("COMMIT")
+        return submission_id
+
+    def _pace(self) -> None:
+        """Keep JSON_LISTINGS_FEED within its own limit (5 submissions per 5 minutes per seller)."""
+        window = self.settings.feed_window_seconds
+        while True:
+            since = datetime.now(UTC) - timedelta(seconds=window)
+            recent = self.con.execute(
+                "SELECT count(*), min(submitted_at) FROM submissions WHERE feed_type = ? AND submitted_at > ?",
+                [self.feed_type, since],
+            ).fetchall()[0]
+            if recent[0] < self.settings.feeds_per_window:
+                return
+            wait = (recent[1] - since).total_seconds() + 0.01
+            log.info("feed limit reached: waiting %.1f s before the next %s", wait, self.feed_type)
+            self.sleep(max(wait, 0.01))
+
+    def _submit(self, submission_id: str, document: bytes) -> str:
+        self._pace()
+        content_type = TSV_CONTENT_TYPE if self.settings.legacy_flat_files else JSON_CONTENT_TYPE
+        feed_id = self.client.submit_feed(
+            self.feed_type, [self.channel.marketplace_id], document, content_type=content_type
+        )
+        self.con.execute(
+            "UPDATE submissions SET feed_id = ?, status = 'submitted', submitted_at = ? WHERE submission_id = ?",
+            [feed_id, datetime.now(UTC), submission_id],
+        )
+        self.summary.feeds_submitted += 1
+        self.summary.feed_ids.append(feed_id)
+        if self.after_feed_recorded is not None:
+            self.after_feed_recorded(feed_id)
+        return feed_id
+
+    def _finish(self, submission_id: str, feed_id: str) -> None:
+        """Poll the feed, read its report and turn it into one outcome per SKU it carried."""
+        items = _rows(
+            self.con,
+            f"SELECT message_id, {OFFER_COLUMNS} FROM submission_items WHERE submission_id = ? ORDER BY message_id",
+            [submission_id],
+        )
+        by_message = {row["message_id"]: row["sku"] for row in items}
+        result = self.client.finish_feed(
+            feed_id, marketplace_ids=[self.channel.marketplace_id], polling=self.settings.polling
+        )
+        if result.stuck:
+            for row in items:
+                self.outcomes[row["sku"]] = Outcome(
+                    row["sku"], "pending", "feed_in_progress", f"feed {feed_id} still {result.processing_status}"
+                )
+            return
+        for outcome in from_report(by_message, result.rows, result.processing_status):
+            self.outcomes[outcome.sku] = outcome
+        for row in items:
+            self.sent[row["sku"]] = {**row, "via": f"feed:{feed_id}"}
+        status = "done" if result.processing_status == "DONE" else result.processing_status.lower()
+        self._set_status(submission_id, status, result.processing_status)
+
+    # -- patches ----------------------------------------------------------------------------------------------------
+    def _patches(self) -> None:
+        rows = _rows(self.con, f"SELECT {OFFER_COLUMNS} FROM push_changed ORDER BY sku")
+        stop: Outcome | None = None
+        for row in rows:
+            sku = row["sku"]
+            if stop is not None:
+                self.outcomes[sku] = Outcome(sku, stop.status, stop.code, "not sent this run: " + (stop.message or ""))
+                continue
+            try:
+                answer = self.client.patch_listings_item(
+                    sku, [self.channel.marketplace_id], patches=patches_for(row, self.channel)
+                )
+            except (Throttled, Unauthorized) as exc:
+                # A spent quota or revoked access ends the push cleanly; the rest is sent next run.
+                stop = from_error(sku, exc)
+                self.outcomes[sku] = stop
+                continue
+            except SpApiError as exc:
+                self.outcomes[sku] = from_error(sku, exc)
+                continue
+            self.summary.patches_sent += 1
+            self.outcomes[sku] = from_issues(sku, answer)
+            self.sent[sku] = {**row, "via": f"patch:{answer.get('submissionId', '')}"}
+
+    # -- read-back --------------------------------------------------------------------------------------------------
+    def _read_back(self) -> None:
+        accepted = sorted(
+            (o.sku for o in self.outcomes.values() if o.status == "accepted" and o.sku in self.sent),
+            key=lambda sku: hashlib.md5(f"{self.run_id}:{sku}".encode()).hexdigest(),
+        )
+        warned = [o.sku for o in self.outcomes.values() if o.status == "warning" and o.sku in self.sent]
+        for sku in [*warned, *accepted[: self.settings.readback_sample]]:
+            try:
+                item = self.client.get_listings_item(sku, [self.channel.marketplace_id], included_data=["attributes"])
+            except Throttled:
+                log.warning("read-back stopped: quota spent")
+                return
+            except SpApiError as exc:
+                self.outcomes[sku] = Outcome(sku, "not_applied", exc.code, f"read-back failed: {exc.message}")
+                continue
+            self.summary.read_back += 1
+            problem = self._differs(self.sent[sku], item.get("attributes") or {})
+            if problem:
+                self.outcomes[sku] = Outcome(sku, "not_applied", "not_applied", problem)
+
+    def _differs(self, sent: dict[str, Any], attributes: dict[str, Any]) -> str | None:
+        decimals = self.channel.decimals
+        want = minor_to_decimal(sent["price_minor"], decimals)
+        try:
+            shown = Decimal(str(attributes["purchasable_offer"][0]["our_price"][0]["schedule"][0]["value_with_tax"]))
+        except (KeyError, IndexError, TypeError):
+            shown = None
+        problems = []
+        if shown != want:
+            problems.append(f"price on Amazon {shown}, accepted {want}")
+        if sent.get("quantity") is not None:
+            try:
+                quantity = attributes["fulfillment_availability"][0].get("quantity")
+            except (KeyError, IndexError, AttributeError):
+                quantity = None
+            if quantity is None or int(quantity) != int(sent["quantity"]):
+                problems.append(f"quantity on Amazon {quantity}, accepted {sent['quantity']}")
+        return "; ".join(problems) or None
+
+    # -- recording --------------------------------------------------------------------------------------------------
+    def _write(self, updates: str) -> None:
+        outcomes = pa.Table.from_pylist(
+            [{"sku": o.sku, "status": o.status, "code": o.code, "message": o.message} for o in self.outcomes.values()],
+            schema=_OUTCOME_SCHEMA,
+        )
+        sent_rows = [
+            {k: v for k, v in row.items() if k != "message_id"}
+            for sku, row in self.sent.items()
+            if self.outcomes.get(sku, Outcome(sku, "")).status in ("accepted", "warning")
+        ]
+        sent = pa.Table.from_pylist(
+            sent_rows,
+            schema=pa.schema(
+                [
+                    ("sku", pa.string()),
+                    ("asin", pa.string()),
+                    ("fulfillment", pa.string()),
+                    ("price_minor", pa.int64()),
+                    ("min_minor", pa.int64()),
+                    ("max_minor", pa.int64()),
+                    ("quantity", pa.int64()),
+                    ("handling_time_days", pa.int64()),
+                    ("via", pa.string()),
+                ]
+            ),
+        )
+        self.con.register("push_outcomes", outcomes)
+        self.con.register("push_sent", sent)
+        params = {"channel": self.channel.name, "run_id": self.run_id, "now": self.now}
+        self.con.execute("BEGIN")
+        self.con.execute(
+            "INSERT OR REPLACE INTO published_state SELECT sku, asin, price_minor, min_minor, max_minor, quantity, "
+            "handling_time_days, via, $run_id, $now FROM push_sent",
+            {"run_id": self.run_id, "now": self.now},
+        )
+        self.con.execute(
+            "DELETE FROM published_state WHERE sku IN (SELECT sku FROM push_outcomes WHERE status = 'not_applied')"
+        )
+        self.con.execute(
+            "DELETE FROM sync_history WHERE run_id = $run_id AND operation = 'submit'", {"run_id": self.run_id}
+        )
+        self.con.execute(
+            "INSERT INTO sync_history SELECT $channel, o.sku, u.asin, 'submit', o.status, o.code, o.message, $run_id, "
+            f"$now FROM push_outcomes o LEFT JOIN {updates} u USING (sku)",
+            params,
+        )
+        self.con.execute(
+            f"INSERT INTO sync_history SELECT $channel, u.sku, u.asin, 'submit', 'unchanged', NULL, NULL, $run_id, "
+            f"$now FROM {updates} u WHERE u.sku NOT IN (SELECT sku FROM push_outcomes)",
+            params,
+        )
+        self.con.execute("COMMIT")
+        self.con.unregister("push_outcomes")
+        self.con.unregister("push_sent")
+        self.summary.statuses = dict(
+            self.con.execute(
+                "SELECT status, count(*) FROM sync_history WHERE run_id = $run_id AND operation = 'submit' "
+                "GROUP BY ALL ORDER BY 1",
+                {"run_id": self.run_id},
+            ).fetchall()
+        )
