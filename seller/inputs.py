@@ -30,7 +30,8 @@ __all__ = ["INPUTS", "Column", "InputSpec", "LoadedInput", "load_input", "ERROR_
 # Amazon's seller SKU is at most 40 characters; tabs and line breaks would corrupt the tab-delimited feeds.
 _SKU_MAX = 40
 _MONEY = r"\d{1,13}(\.\d{1,2})?"
-_OFFSET = r".*(Z|z|[+-]\d{2}(:?\d{2})?)$"
+_OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+_TYPED = "__typed_"  # prefix of the TRY_CAST column next to each raw text column
 
 ERROR_SCHEMA = pa.schema(
     [
@@ -363,8 +364,7 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
             rules.append(
                 (
                     col.name,
-                    filled
-                    + f"(NOT regexp_full_match(trim({c}), '{_OFFSET}') OR TRY_CAST(trim({c}) AS TIMESTAMPTZ) IS NULL)",
+                    filled + f"(NOT regexp_matches(trim({c}), '{_OFFSET}') OR \"{_TYPED}{col.name}\" IS NULL)",
                     "not an ISO 8601 timestamp with a UTC offset (e.g. 2026-11-29T10:00:00+00:00)",
                 )
             )
@@ -374,7 +374,7 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
         rules.append(
             (
                 "min_price",
-                "TRY_CAST(trim(min_price) AS DECIMAL(18,2)) > TRY_CAST(trim(max_price) AS DECIMAL(18,2))",
+                f'"{_TYPED}min_price" > "{_TYPED}max_price"',
                 "min_price is greater than max_price",
             )
         )
@@ -388,24 +388,30 @@ def _literal(text: str) -> str:
 
 def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Channel]) -> tuple[pa.Table, pa.Table]:
     con = duckdb.connect()
-    con.execute("SET memory_limit = '1GB'")
+    con.execute("SET memory_limit = '1GB'").fetchall()
     con.register("raw", raw)
     known = pa.table({"name": [c.name for c in channels.values()], "decimals": [c.decimals for c in channels.values()]})
     con.register("known_channels", known)
     present = set(raw.column_names)
+    typed = {
+        c.name: f"TRY_CAST(NULLIF(trim(\"{c.name}\"), '') AS {_SQL_TYPE.get(c.kind, 'VARCHAR')})"
+        if c.name in present
+        else f"CAST(NULL AS {_SQL_TYPE.get(c.kind, 'VARCHAR')})"
+        for c in spec.columns
+    }
+    casts = ", ".join(f'{expr} AS "{_TYPED}{name}"' for name, expr in typed.items())
     if spec.channel_scoped:
-        con.execute(
-            "CREATE TEMP VIEW src AS SELECT raw.*, k.decimals AS _decimals, k.name AS _channel "
-            "FROM raw LEFT JOIN known_channels k ON k.name = trim(raw.channel)"
-        )
+        source = "raw r LEFT JOIN known_channels k ON k.name = trim(r.channel)"
+        extra = "k.decimals AS _decimals, k.name AS _channel"
     else:
-        con.execute("CREATE TEMP VIEW src AS SELECT raw.*, 2 AS _decimals, NULL::VARCHAR AS _channel FROM raw")
+        source, extra = "raw r", "2 AS _decimals, NULL::VARCHAR AS _channel"
+    con.execute(f"CREATE TEMP VIEW checked AS SELECT r.*, {extra}, {casts} FROM {source}")
     rules = _rules(spec, present)
-    # One pass flags the (normally few) bad rows; only those are expanded into one problem per rule broken.
-    con.execute(
-        "CREATE TEMP TABLE flagged AS SELECT * FROM src WHERE "
-        + " OR ".join(f"coalesce({condition}, false)" for _, condition, _ in rules)
-    )
+    bad = " OR ".join(f"coalesce({condition}, false)" for _, condition, _ in rules) or "false"
+    # One pass types every value and flags the (normally few) bad rows; only those are expanded into problems.
+    out = ", ".join(f'"{_TYPED}{c.name}" AS "{c.name}"' for c in spec.columns)
+    con.execute(f"CREATE TEMP TABLE typed AS SELECT {out}, _row, ({bad}) AS _bad FROM checked")
+    con.execute("CREATE TEMP TABLE flagged AS SELECT * FROM checked WHERE _row IN (SELECT _row FROM typed WHERE _bad)")
     checks = [
         f'SELECT _row AS row, \'{column}\' AS "column", "{column}" AS value, {_literal(message)} AS message, _channel '
         f"FROM flagged WHERE {condition}"
@@ -416,8 +422,9 @@ def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Cha
         checks.append(
             f"SELECT _row, '{spec.unique[-1]}', concat_ws('/', {key}), "
             f"'duplicate {'/'.join(spec.unique)} (first seen on row ' || first_row || ')', _channel "
-            f"FROM (SELECT src.*, d.first_row FROM src JOIN (SELECT {key}, min(_row) AS first_row FROM src "
-            f"GROUP BY ALL HAVING count(*) > 1) d USING ({key})) WHERE _row > first_row"
+            f"FROM (SELECT r.*, d.first_row, {extra} FROM {source} JOIN "
+            f"(SELECT {key}, min(_row) AS first_row FROM raw GROUP BY ALL HAVING count(*) > 1) d USING ({key})) "
+            "WHERE _row > first_row"
         )
     con.execute(
         'CREATE TEMP TABLE problems AS SELECT DISTINCT ON (row, "column") * FROM ('
@@ -427,11 +434,7 @@ def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Cha
     errors = con.sql(
         f"SELECT '{file}' AS file, row, \"column\", value, message, _channel AS channel FROM problems ORDER BY row"
     ).to_arrow_table()
-    typed = []
-    for col in spec.columns:
-        expr = f"NULLIF(trim(\"{col.name}\"), '')" if col.name in present else "NULL"
-        typed.append(f"CAST({expr} AS {_SQL_TYPE.get(col.kind, 'VARCHAR')}) AS {col.name}")
-    bad_rows = "WHERE _row NOT IN (SELECT row FROM problems)" if errors.num_rows else ""
-    valid = con.sql(f"SELECT {', '.join(typed)}, _row FROM src {bad_rows} ORDER BY _row").to_arrow_table()
+    keep = "WHERE NOT _bad AND _row NOT IN (SELECT row FROM problems)" if errors.num_rows else ""
+    valid = con.sql(f"SELECT * EXCLUDE (_bad) FROM typed {keep}").to_arrow_table()
     con.close()
     return valid, errors.cast(ERROR_SCHEMA)
