@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install test demo ui lint reliability bench clean
+.PHONY: install test demo ui emulator lint bench bench-emulator bench-throttle clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -31,8 +31,17 @@ lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
+emulator: install
+	$(RUN) spapi-emulator --port 8787 --seed-from $(CURDIR)/.demo/data --channels channels.yaml
+
 bench: install
 	$(RUN) python -m bench.offline --skus 1000000
+
+bench-emulator: install
+	$(RUN) python -m bench.emulator
+
+bench-throttle: install
+	$(RUN) python -m bench.throttle
 
 clean:
 	rm -rf .demo .venv .tools .pytest_cache
