@@ -12,19 +12,26 @@ from seller.reconcile import reconcile
     partitions_def=channel_partitions,
     group_name="inventory",
     kinds={"duckdb"},
-    deps=["master_inventory", "channel_mappings", "fba_inventory"],
+    deps=["master_inventory", "channel_mappings", "fba_inventory", "reservations"],
 )
 def reconciled_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """The quantity to publish per mapped SKU of the channel, one row per SKU with an ASIN. FBA SKUs are
     channel_wins: Amazon's fulfillable quantity (from `fba_inventory`) becomes the master's figure and is never sent.
-    FBM SKUs are master_wins: the master quantity, never below 0. A mapping's explicit `conflict_strategy` overrides
-    the default. Source: the validated master_inventory, channel_mappings and fba_inventory tables."""
+    FBM SKUs are master_wins: the master quantity minus open order reservations (`reservations`), never below 0.
+    A mapping's explicit `conflict_strategy` overrides the default. Source: the validated master_inventory,
+    channel_mappings and fba_inventory tables, and the reservations table when present."""
     with warehouse.connect(context.partition_key) as con:
-        reconcile(con, "channel_mappings", "master_inventory", "fba_inventory").create_view("reconciled", replace=True)
+        held = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'reservations'"
+        ).fetchall()[0][0]
+        reconcile(
+            con, "channel_mappings", "master_inventory", "fba_inventory", "reservations" if held else None
+        ).create_view("reconciled", replace=True)
         con.execute("CREATE OR REPLACE TABLE reconciled_inventory AS SELECT * FROM reconciled ORDER BY sku")
         counts = con.execute(
             "SELECT count(*) FILTER (fulfillment = 'FBA'), count(*) FILTER (fulfillment = 'FBM'), "
-            "count(*) FILTER (master_updated), count(*) FILTER (publish_quantity) FROM reconciled_inventory"
+            "count(*) FILTER (master_updated), count(*) FILTER (publish_quantity), coalesce(sum(reserved_quantity), 0) "
+            "FROM reconciled_inventory"
         ).fetchall()[0]
         meta = table_preview(con, "reconciled_inventory")
     return dg.MaterializeResult(
@@ -34,5 +41,6 @@ def reconciled_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse
             "fbm_skus": counts[1],
             "master_updated_from_amazon": counts[2],
             "quantities_to_publish": counts[3],
+            "reserved_units": int(counts[4]),
         }
     )

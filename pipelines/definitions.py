@@ -11,17 +11,24 @@ from assets.feed_files import feed_assets
 from assets.history import sync_history
 from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
+from assets.notifications import notification_subscriptions
+from assets.orders import reservations
 from assets.prices import buybox_prices
 from assets.publish import listings_submission
-from pipelines.jobs import channel_pipeline_job, channel_pipeline_schedule
+from assets.shipments import shipment_confirmations
+from pipelines.jobs import channel_pipeline_job, inventory_job, notification_setup_job, prices_job
 from pipelines.resources import resources
+from pipelines.schedules import SCHEDULES
+from pipelines.sensors import SENSORS
 
 ALL_ASSETS = [*input_assets, reconciled_inventory, buybox_prices, *feed_assets, sync_history, listings_submission]
+ALL_ASSETS += [reservations, shipment_confirmations]  # notifications and orders (issue 5 part B)
 
 defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    jobs=[channel_pipeline_job],
-    schedules=[channel_pipeline_schedule],
+    assets=[*ALL_ASSETS, notification_subscriptions],
+    jobs=[channel_pipeline_job, inventory_job, prices_job, notification_setup_job],
+    schedules=SCHEDULES,
+    sensors=SENSORS,
     resources=resources(),
     # Steps of one channel share that channel's DuckDB file (one writer at a time), and DuckDB already uses every
     # core inside a step, so steps run in the run's own process, one after another.

@@ -57,3 +57,33 @@ class Warehouse(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+    # -- the seller-level notification store (additive: written by the SQS sensor, read by channel runs) ------------
+    def notifications_path(self) -> Path:
+        """`<data_dir>/warehouse/_notifications.duckdb` (a leading underscore: never a channel name)."""
+        return Path(self.data_dir) / "warehouse" / "_notifications.duckdb"
+
+    @contextmanager
+    def connect_notifications(
+        self, read_only: bool = False, lock_timeout_s: float = 20.0
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection to the notification store. The sensor (daemon process) and runs take turns on
+        the file, so keep the connection for one transaction; opening retries on the lock for `lock_timeout_s`."""
+        path = self.notifications_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only and path.exists())
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        try:
+            con.execute("SET memory_limit = $limit", {"limit": self.memory_limit}).fetchall()
+            yield con
+        finally:
+            con.close()

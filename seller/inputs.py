@@ -123,6 +123,24 @@ INPUTS: dict[str, InputSpec] = {
     )
 }
 
+# Validated like INPUTS but not one input asset each: their own assets read them (assets/shipments.py).
+SIDE_INPUTS: dict[str, InputSpec] = {
+    "shipments": InputSpec(
+        "shipments",
+        (
+            Column("channel", "channel"),
+            Column("order_id", "text"),  # Amazon order id, 3-7-7 digits
+            Column("carrier_code", "text"),  # Amazon's carrier code (UPS, USPS, FedEx, DHL, ...) or Other
+            Column("carrier_name", "text", required=False),  # required by Amazon when carrier_code is Other
+            Column("tracking_number", "text"),
+            Column("ship_date", "timestamp"),
+            Column("shipping_method", "text", required=False),
+        ),
+        unique=("channel", "order_id"),
+        optional_file=True,
+    ),
+}
+
 _SQL_TYPE = {
     "count": "BIGINT",
     "money": "DECIMAL(18,2)",
@@ -157,7 +175,7 @@ def find_input(data_dir: Path, name: str) -> Path | None:
 
 def load_input(name: str, data_dir: str | Path, channels: dict[str, Channel]) -> LoadedInput:
     """Read and validate the input file `name` from `data_dir` against the configured channels."""
-    spec = INPUTS[name]
+    spec = INPUTS[name] if name in INPUTS else SIDE_INPUTS[name]
     path = find_input(Path(data_dir), name)
     problems: list[dict] = []
     raw: pa.Table | None = None

@@ -5,6 +5,10 @@ becomes the master's figure for that SKU, and no quantity is ever sent for it. M
 seller's own (`master_wins`): the master quantity, never below 0, is what Amazon should show. An explicit
 `conflict_strategy` on a mapping overrides the default; a quantity is published only for FBM + master_wins, because
 Amazon owns the count in every other case.
+
+Open FBM orders reserve stock until the seller's master file reflects them (see `sync.orders`): with a
+`reservations` relation (sku, reserved_quantity) a master-sourced quantity is the master quantity minus the SKU's
+open reservations, never below 0, so nothing is oversold before the next push.
 """
 
 from __future__ import annotations
@@ -18,29 +22,43 @@ WITH joined AS (
     SELECT m.channel, m.sku, m.asin, m.fulfillment,
            coalesce(m.conflict_strategy, CASE WHEN m.fulfillment = 'FBA' THEN 'channel_wins' ELSE 'master_wins' END)
                AS conflict_strategy,
-           inv.quantity AS master_quantity, f.fulfillable_quantity AS channel_quantity, inv.handling_time_days
+           inv.quantity AS master_quantity, f.fulfillable_quantity AS channel_quantity, inv.handling_time_days,
+           coalesce(r.reserved_quantity, 0) AS reserved_quantity
     FROM {mappings} m
     JOIN {master} inv ON inv.sku = m.sku
     LEFT JOIN {fba} f ON f.sku = m.sku
+    LEFT JOIN (SELECT sku, sum(reserved_quantity) AS reserved_quantity FROM {reservations} GROUP BY sku) r
+        ON r.sku = m.sku
     WHERE m.asin IS NOT NULL
 ),
 decided AS (
     SELECT *, conflict_strategy = 'channel_wins' AND channel_quantity IS NOT NULL AS channel_won FROM joined
 )
 SELECT channel, sku, asin, fulfillment, conflict_strategy, master_quantity, channel_quantity,
-       CASE WHEN channel_won THEN channel_quantity ELSE greatest(master_quantity, 0) END AS quantity,
+       CASE WHEN channel_won THEN channel_quantity ELSE greatest(master_quantity - reserved_quantity, 0) END
+           AS quantity,
        CASE WHEN channel_won THEN 'channel' ELSE 'master' END AS quantity_source,
        channel_won AND channel_quantity <> master_quantity AS master_updated,
        fulfillment = 'FBM' AND conflict_strategy = 'master_wins' AS publish_quantity,
-       handling_time_days
+       handling_time_days,
+       CASE WHEN channel_won THEN 0 ELSE reserved_quantity END AS reserved_quantity
 FROM decided
 """
 
 
-def reconcile(con: duckdb.DuckDBPyConnection, mappings: str, master: str, fba: str) -> duckdb.DuckDBPyRelation:
+_NO_RESERVATIONS = "(SELECT NULL::VARCHAR AS sku, 0::BIGINT AS reserved_quantity WHERE false)"
+
+
+def reconcile(
+    con: duckdb.DuckDBPyConnection, mappings: str, master: str, fba: str, reservations: str | None = None
+) -> duckdb.DuckDBPyRelation:
     """One row per mapped SKU (a mapping with an ASIN whose SKU is in the master).
 
     Adds `quantity` (what the channel should show), `quantity_source` (`channel` when Amazon's figure won),
-    `master_updated` (Amazon's figure differs from the master's: the master takes it) and `publish_quantity`.
+    `master_updated` (Amazon's figure differs from the master's: the master takes it), `publish_quantity` and
+    `reserved_quantity` (units held by open orders, subtracted from a master-sourced quantity; 0 when Amazon's
+    figure won). `reservations`: an optional relation with columns sku, reserved_quantity.
     """
-    return con.sql(_SQL.format(mappings=mappings, master=master, fba=fba))
+    return con.sql(
+        _SQL.format(mappings=mappings, master=master, fba=fba, reservations=reservations or _NO_RESERVATIONS)
+    )

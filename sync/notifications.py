@@ -402,15 +402,16 @@ def prepare_batch(messages: Iterable[Received], channels: Mapping[str, Channel],
         except Malformed as exc:
             rows["dead_letters"].append(_dead_letter(message, str(exc), now))
             continue
+        except Exception as exc:  # noqa: BLE001 - a poison message must not stop the queue
+            rows["dead_letters"].append(_dead_letter(message, f"unreadable ({type(exc).__name__}: {exc})", now))
+            continue
         if note.notification_type in _KNOWN_IGNORED:
             targets = [("", None)]
         else:
             targets = [(by_key[(note.seller_id, m)], m) for m in note.marketplace_ids if (note.seller_id, m) in by_key]
             if not targets:
                 markets = ", ".join(note.marketplace_ids)
-                reason = (
-                    f"no channel for seller {note.seller_id} and marketplace {markets} (not configured)"
-                )
+                reason = f"no channel for seller {note.seller_id} and marketplace {markets} (not configured)"
                 rows["dead_letters"].append(_dead_letter(message, reason, now))
                 continue
         times = {"event_time": note.event_time, "publish_time": note.publish_time}

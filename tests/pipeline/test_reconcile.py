@@ -61,3 +61,42 @@ def test_unmapped_and_unknown_skus_are_left_out():
         [],
     )
     assert rows == {}
+
+
+def run_with_reservations(mappings, master, fba, held):
+    con = duckdb.connect()
+    con.register("m", pa.Table.from_pylist(mappings))
+    con.register("inv", pa.Table.from_pylist(master))
+    con.register(
+        "f", pa.Table.from_pylist(fba, schema=pa.schema([("sku", pa.string()), ("fulfillable_quantity", pa.int64())]))
+    )
+    con.register(
+        "r", pa.Table.from_pylist(held, schema=pa.schema([("sku", pa.string()), ("reserved_quantity", pa.int64())]))
+    )
+    return {r["sku"]: r for r in reconcile(con, "m", "inv", "f", "r").to_arrow_table().to_pylist()}
+
+
+def test_open_reservations_reduce_fbm_quantities_never_below_zero():
+    rows = run_with_reservations(
+        [mapping("FBM", "FBM"), mapping("FBM-OVER", "FBM"), mapping("FBM-FREE", "FBM"), mapping("FBA", "FBA")],
+        [stock("FBM", 7), stock("FBM-OVER", 2), stock("FBM-FREE", 4), stock("FBA", 10)],
+        [{"sku": "FBA", "fulfillable_quantity": 42}],
+        [
+            {"sku": "FBM", "reserved_quantity": 2},
+            {"sku": "FBM", "reserved_quantity": 1},  # summed per SKU
+            {"sku": "FBM-OVER", "reserved_quantity": 5},
+            {"sku": "FBA", "reserved_quantity": 3},
+        ],
+    )
+    got = {sku: (r["quantity"], r["reserved_quantity"], r["publish_quantity"]) for sku, r in rows.items()}
+    assert got == {
+        "FBM": (4, 3, True),
+        "FBM-OVER": (0, 5, True),  # over-reserved: 0, never negative
+        "FBM-FREE": (4, 0, True),
+        "FBA": (42, 0, False),  # Amazon's figure already counts its own orders
+    }
+
+
+def test_without_reservations_nothing_is_reserved():
+    rows = run([mapping("FBM", "FBM")], [stock("FBM", 7)], [])
+    assert (rows["FBM"]["quantity"], rows["FBM"]["reserved_quantity"]) == (7, 0)

@@ -1,0 +1,78 @@
+"""Orders: the FBM stock that open Amazon orders reserve, from the ORDER_CHANGE notifications."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from assets.metadata import table_preview
+from pipelines.partitions import channel_partitions
+from resources.warehouse import Warehouse
+from seller.inputs import find_input
+from sync import orders
+
+__all__ = ["reservations", "master_as_of"]
+
+_EMPTY_RESERVATIONS = pa.schema(
+    [
+        ("sku", pa.string()),
+        ("reserved_quantity", pa.int64()),
+        ("open_orders", pa.int64()),
+        ("oldest_order_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_EMPTY_STATES = pa.schema(
+    [
+        ("amazon_order_id", pa.string()),
+        ("channel", pa.string()),
+        ("order_status", pa.string()),
+        ("fulfillment_type", pa.string()),
+        ("purchase_date", pa.timestamp("us", tz="UTC")),
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("notification_id", pa.string()),
+    ]
+)
+
+
+def master_as_of(data_dir: str | Path) -> datetime | None:
+    """When the seller's master inventory file was last written (its modification time), or None without one."""
+    path = find_input(Path(data_dir), "master_inventory")
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC) if path else None
+
+
+@dg.asset(partitions_def=channel_partitions, group_name="inventory", kinds={"duckdb"})
+def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """FBM stock reserved by open Amazon orders on the channel, one row per SKU (reserved_quantity, open_orders,
+    oldest_order_at); `order_states` beside it holds each notified order's latest state. An MFN order reserves its
+    quantities until a later ORDER_CHANGE closes it (Shipped, Canceled, ...) or the master inventory file is written
+    after the order was placed (the seller's figure then already excludes it); out-of-order notifications never
+    reopen an order. Reconciliation subtracts it from the master quantity. Source: ORDER_CHANGE notifications in
+    the seller's notification store (`warehouse/_notifications.duckdb`, written by `sqs_notifications_sensor`)."""
+    channel = context.partition_key
+    as_of = master_as_of(warehouse.data_dir)
+    held = pa.table({n: [] for n in _EMPTY_RESERVATIONS.names}, schema=_EMPTY_RESERVATIONS)
+    states = pa.table({n: [] for n in _EMPTY_STATES.names}, schema=_EMPTY_STATES)
+    if warehouse.notifications_path().exists():
+        with warehouse.connect_notifications(read_only=True) as store:
+            present = {r[0] for r in store.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if {"order_changes", "order_change_items"} <= present:
+                held = orders.reservations(store, channel, as_of).to_arrow_table()
+                states = orders.order_states(store, channel).to_arrow_table()
+    with warehouse.connect(channel) as con:
+        con.register("held", held)
+        con.register("states", states)
+        con.execute("BEGIN")
+        con.execute("CREATE OR REPLACE TABLE reservations AS SELECT * FROM held ORDER BY sku")
+        con.execute("CREATE OR REPLACE TABLE order_states AS SELECT * FROM states ORDER BY amazon_order_id")
+        con.execute("COMMIT")
+        meta = table_preview(con, "reservations")
+        reserved = con.execute("SELECT coalesce(sum(reserved_quantity), 0) FROM reservations").fetchall()[0][0]
+    return dg.MaterializeResult(
+        metadata={
+            **meta,
+            "reserved_units": int(reserved),
+            "notified_orders": states.num_rows,
+            "master_as_of": as_of.isoformat() if as_of else "no master file",
+        }
+    )

@@ -1,0 +1,251 @@
+"""FBM shipment write-back: the seller's recorded shipments confirmed to Amazon with confirmShipment, once each.
+
+The input file `shipments.csv|parquet` (optional; validated like the other inputs, problems in `input_errors` under
+input `shipments`) has one row per shipped order and channel:
+
+| column | required | meaning |
+|---|---|---|
+| channel | yes | the channel name (channels.yaml) |
+| order_id | yes | Amazon order id, `NNN-NNNNNNN-NNNNNNN` |
+| carrier_code | yes | Amazon's carrier code (`UPS`, `USPS`, `FedEx`, `DHL`, ...) or `Other` |
+| carrier_name | no | the carrier's name; required when carrier_code is `Other` |
+| tracking_number | yes | the package's tracking number |
+| ship_date | yes | ISO 8601 with offset, e.g. `2026-11-29T14:00:00+00:00` |
+| shipping_method | no | the carrier's service, e.g. `Ground` |
+
+A row confirms the whole order: every order item's unshipped quantity (getOrderItems) in one package.
+The ledger `shipment_confirmations` (channel DuckDB) makes it once: a row is marked `sending` before the call and
+`confirmed` after it; a confirmed order is never sent again. A `rejected` row (Amazon's 400/404) is retried only
+when the seller changes the row; a `failed` one (throttling, 5xx, timeouts) on the next run. A `sending` row left by
+a crash is settled by reading the order's items first: all shipped means confirmed, without a second call.
+"""
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assets.metadata import preview
+from pipelines.partitions import CHANNELS, channel_for, channel_partitions
+from resources.spapi import InvalidInput, ResourceNotFound, SpApiClient, SpApiError
+from resources.spapi_resource import SpApiResource
+from resources.warehouse import Warehouse
+from seller.inputs import load_input
+from sync.orders import package_detail, row_hash
+
+__all__ = ["shipment_confirmations"]
+
+_ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
+_HASHED = ("order_id", "carrier_code", "carrier_name", "tracking_number", "ship_date", "shipping_method")
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS shipment_confirmations (
+    channel VARCHAR, order_id VARCHAR PRIMARY KEY, row_hash VARCHAR, status VARCHAR, code VARCHAR, message VARCHAR,
+    carrier_code VARCHAR, tracking_number VARCHAR, ship_date TIMESTAMPTZ, units BIGINT, attempts BIGINT,
+    first_attempt_at TIMESTAMPTZ, last_attempt_at TIMESTAMPTZ, confirmed_at TIMESTAMPTZ, run_id VARCHAR
+)
+"""
+_HISTORY = """
+CREATE TABLE IF NOT EXISTS sync_history (
+    channel VARCHAR, sku VARCHAR, asin VARCHAR, operation VARCHAR, status VARCHAR, code VARCHAR,
+    message VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ
+)
+"""
+
+
+def _extra_problems(rows: list[dict[str, Any]], file: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rules beyond the generic ones: the order id's shape and carrier_name for carrier `Other`."""
+    good, problems = [], []
+    for row in rows:
+        issue = None
+        if not _ORDER_ID.match(row["order_id"] or ""):
+            issue = ("order_id", row["order_id"], "not an Amazon order id (NNN-NNNNNNN-NNNNNNN)")
+        elif row["carrier_code"] == "Other" and not row.get("carrier_name"):
+            issue = ("carrier_name", "", "carrier_name is required when carrier_code is Other")
+        if issue:
+            problems.append(
+                {
+                    "file": file,
+                    "row": row["_row"],
+                    "column": issue[0],
+                    "value": issue[1],
+                    "message": issue[2],
+                    "channel": row["channel"],
+                }
+            )
+        else:
+            good.append(row)
+    return good, problems
+
+
+def _settle(client: SpApiClient, order_id: str) -> tuple[list[dict[str, Any]], bool]:
+    items = client.get_order_items(order_id)
+    unshipped = any(int(i.get("QuantityOrdered") or 0) > int(i.get("QuantityShipped") or 0) for i in items)
+    return items, not unshipped
+
+
+@dg.asset(
+    partitions_def=channel_partitions,
+    group_name="orders",
+    kinds={"duckdb"},
+    pool="spapi",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "shipments_valid",
+            asset="shipment_confirmations",
+            description="Every row of the shipments file is valid for this channel.",
+        )
+    ],
+)
+def shipment_confirmations(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, spapi: SpApiResource
+) -> dg.MaterializeResult:
+    """The channel's shipment ledger: one row per FBM order the seller recorded as shipped, with its confirmShipment
+    outcome (confirmed, rejected with Amazon's code and message, failed, sending), attempts and timestamps. Each
+    order is confirmed with Amazon at most once; results also go to sync_history (operation confirm_shipment, one
+    row per order item SKU). Source: the seller's `shipments` file, getOrderItems and confirmShipment."""
+    channel = channel_for(context.partition_key)
+    loaded = load_input("shipments", warehouse.data_dir, CHANNELS)
+    valid = loaded.valid.filter(pc.equal(loaded.valid.column("channel"), channel.name))
+    rows, extra = _extra_problems(valid.to_pylist(), loaded.path.name if loaded.path else "shipments.csv")
+    problems = loaded.errors_for(channel.name).to_pylist() + extra
+    now = datetime.now(UTC)
+    with warehouse.connect(channel.name) as con:
+        con.execute(_LEDGER)
+        con.execute(_HISTORY)
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS input_errors (input VARCHAR, file VARCHAR, row BIGINT, "
+            '"column" VARCHAR, value VARCHAR, message VARCHAR, channel VARCHAR)'
+        )
+        con.execute("BEGIN")
+        con.execute("DELETE FROM input_errors WHERE input = 'shipments'")
+        if problems:
+            con.executemany(
+                "INSERT INTO input_errors VALUES ('shipments', ?, ?, ?, ?, ?, ?)",
+                [[p["file"], p["row"], p["column"], p["value"], p["message"], p["channel"]] for p in problems],
+            )
+        con.execute("COMMIT")
+        ledger = {
+            r[0]: (r[1], r[2])
+            for r in con.execute("SELECT order_id, status, row_hash FROM shipment_confirmations").fetchall()
+        }
+    todo = []
+    for row in rows:
+        digest = row_hash(row, _HASHED)
+        status, previous = ledger.get(row["order_id"], (None, None))
+        if status == "confirmed" or (status == "rejected" and previous == digest):
+            continue
+        todo.append((row, digest, status))
+    client = spapi.client_for(channel.seller_id, region=channel.region) if todo else None
+    outcomes: dict[str, int] = {}
+    for row, digest, status in todo:
+        outcome = _confirm(context, warehouse, channel.name, client, row, digest, status)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    with warehouse.connect(channel.name, read_only=True) as con:
+        counts = dict(con.execute("SELECT status, count(*) FROM shipment_confirmations GROUP BY ALL").fetchall())
+        head = con.sql("SELECT * FROM shipment_confirmations ORDER BY order_id LIMIT 10").to_arrow_table()
+    check = dg.AssetCheckResult(
+        check_name="shipments_valid",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(problems)} problem(s) in shipments; those rows are not confirmed" if problems else None,
+        metadata={"problems": len(problems), "first_problems": preview(pa.Table.from_pylist(problems[:50]))},
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(counts.values()),
+            **{f"ledger_{k}": v for k, v in sorted(counts.items())},
+            **{f"this_run_{k}": v for k, v in sorted(outcomes.items())},
+            "preview": preview(head),
+            "recorded_at": now.isoformat(),
+            **spapi.metadata(),
+        },
+        check_results=[check],
+    )
+
+
+def _confirm(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    channel: str,
+    client: SpApiClient,
+    row: dict[str, Any],
+    digest: str,
+    status: str | None,
+) -> str:
+    order_id = row["order_id"]
+    now = datetime.now(UTC)
+    code = message = None
+    items: list[dict[str, Any]] = []
+    try:
+        items, all_shipped = _settle(client, order_id)
+        if status == "sending" and all_shipped:
+            outcome, message = "confirmed", "settled: Amazon shows every item shipped (an earlier call went through)"
+        else:
+            with warehouse.connect(channel) as con:
+                con.execute(
+                    "INSERT INTO shipment_confirmations VALUES ($channel, $order_id, $hash, 'sending', NULL, NULL, "
+                    "$carrier, $tracking, $ship_date, NULL, 0, $now, $now, NULL, $run_id) ON CONFLICT (order_id) DO "
+                    "UPDATE SET status = 'sending', row_hash = $hash, carrier_code = $carrier, "
+                    "tracking_number = $tracking, ship_date = $ship_date, last_attempt_at = $now, run_id = $run_id",
+                    {
+                        "channel": channel,
+                        "order_id": order_id,
+                        "hash": digest,
+                        "carrier": row["carrier_code"],
+                        "tracking": row["tracking_number"],
+                        "ship_date": row["ship_date"],
+                        "now": now,
+                        "run_id": context.run_id,
+                    },
+                )
+            detail = package_detail(row, items, package_reference=1)
+            if not detail["orderItems"]:
+                raise InvalidInput(f"order {order_id} has no unshipped items", operation="confirmShipment", status=400)
+            client.confirm_shipment(order_id, channel_for(channel).marketplace_id, detail)
+            outcome = "confirmed"
+    except (InvalidInput, ResourceNotFound) as exc:
+        outcome, code, message = "rejected", exc.amazon_code or exc.code, exc.message
+    except SpApiError as exc:
+        outcome, code, message = "failed", exc.code, exc.message
+    units = sum(int(i.get("QuantityOrdered") or 0) for i in items)
+    done = datetime.now(UTC)
+    with warehouse.connect(channel) as con:
+        con.execute("BEGIN")
+        con.execute(
+            "INSERT INTO shipment_confirmations VALUES ($channel, $order_id, $hash, $status, $code, $message, "
+            "$carrier, $tracking, $ship_date, $units, 1, $now, $now, $confirmed, $run_id) ON CONFLICT (order_id) DO "
+            "UPDATE SET status = $status, code = $code, message = $message, row_hash = $hash, units = $units, "
+            "attempts = shipment_confirmations.attempts + 1, last_attempt_at = $now, confirmed_at = $confirmed, "
+            "run_id = $run_id",
+            {
+                "channel": channel,
+                "order_id": order_id,
+                "hash": digest,
+                "status": outcome,
+                "code": code,
+                "message": message,
+                "carrier": row["carrier_code"],
+                "tracking": row["tracking_number"],
+                "ship_date": row["ship_date"],
+                "units": units,
+                "now": done,
+                "confirmed": done if outcome == "confirmed" else None,
+                "run_id": context.run_id,
+            },
+        )
+        skus = [(i.get("SellerSKU"), i.get("ASIN")) for i in items] or [(None, None)]
+        con.executemany(
+            "INSERT INTO sync_history VALUES (?, ?, ?, 'confirm_shipment', ?, ?, ?, ?, ?)",
+            [
+                [channel, sku, asin, outcome, code, message or f"order {order_id} confirmed", context.run_id, done]
+                for sku, asin in skus
+            ],
+        )
+        con.execute("COMMIT")
+    if outcome != "confirmed":
+        context.log.warning(f"confirmShipment {order_id}: {outcome} ({code}: {message})")
+    return outcome
