@@ -11,6 +11,7 @@ from assets.feed_files import feed_assets
 from assets.history import sync_history
 from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
+from assets.listings import create_listing_job
 from assets.notifications import notification_subscriptions
 from assets.orders import reservations
 from assets.prices import buybox_prices
@@ -26,7 +27,7 @@ ALL_ASSETS += [reservations, shipment_confirmations]  # notifications and orders
 
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, notification_subscriptions],
-    jobs=[channel_pipeline_job, inventory_job, prices_job, notification_setup_job],
+    jobs=[create_listing_job, channel_pipeline_job, inventory_job, prices_job, notification_setup_job],
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources=resources(),
