@@ -144,7 +144,7 @@ def shipment_confirmations(
     for row, digest, status in todo:
         outcome = _confirm(context, warehouse, channel.name, client, row, digest, status)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    with warehouse.connect(channel.name, read_only=True) as con:
+    with warehouse.connect(channel.name) as con:
         counts = dict(con.execute("SELECT status, count(*) FROM shipment_confirmations GROUP BY ALL").fetchall())
         head = con.sql("SELECT * FROM shipment_confirmations ORDER BY order_id LIMIT 10").to_arrow_table()
     check = dg.AssetCheckResult(
