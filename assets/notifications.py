@@ -171,10 +171,10 @@ def notification_subscriptions(
     if not channel.enable_notifications:
         return dg.MaterializeResult(metadata={"enabled": False})
     settings = SqsSettings.from_env()
-    if not settings.configured:
-        raise dg.Failure(
-            description=f"set {ENDPOINT_ENV} to the SQS endpoint (a moto server when the SP-API target is the emulator)"
-        )
+    if not settings.configured:  # the emulator target without an SQS server: nothing to wire (and nothing fails)
+        reason = f"{ENDPOINT_ENV} is not set: point it at a moto server to use notifications with the emulator"
+        context.log.warning(reason)
+        return dg.MaterializeResult(metadata={"enabled": False, "skipped": reason})
     client = spapi.client_for(channel.seller_id, region=channel.region)
     result = enable_channel(channel, client, settings)
     now = datetime.now(UTC)
