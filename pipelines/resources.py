@@ -1,28 +1,39 @@
 """Resource wiring: the warehouse, and which SP-API the pipeline talks to.
 
 `SALES_CHANNEL_SPAPI` chooses the target:
-- `emulator` (the default): the local SP-API emulator at `SPAPI_ENDPOINT` (default http://127.0.0.1:8787, started by
-  `make demo` / `make emulator`), with the emulator's documented default credentials unless `SPAPI_LWA_*` are set.
+- `emulator` (the default): the local SP-API emulator, with its documented default credentials unless `SPAPI_LWA_*`
+  are set. With `SPAPI_ENDPOINT` set, a running emulator there (`make emulator`, the demo, tests); without it, an
+  *embedded* emulator that a run starts on first use, seeded from the data directory and keeping Amazon's side of the
+  world under `<data>/emulator/` between runs (one run at a time holds it; runs that need it queue on a file lock).
 - `amazon`: Amazon itself. `SPAPI_LWA_CLIENT_ID`, `SPAPI_LWA_CLIENT_SECRET` and `SPAPI_LWA_REFRESH_TOKEN` are
   required; each channel's region picks the production endpoint unless `SPAPI_ENDPOINT` overrides it (e.g. Amazon's
   sandbox); `SPAPI_AWS_ACCESS_KEY_ID`/`SPAPI_AWS_SECRET_ACCESS_KEY` switch SigV4 signing on.
-Emulator credentials are never sent to Amazon: the two targets do not share defaults.
+Emulator credentials are never sent to Amazon: the two targets share no defaults. Against the emulator the module's
+30/minute and 36,000/day caps are off and the emulator's rates are scaled up (`EMULATOR_RATE_SCALE`), so a demo seller
+syncs in seconds; against Amazon both are as Amazon and the seller's module set them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
+from pipelines.partitions import CHANNELS
+from resources.spapi import SpApiClient
 from resources.spapi_resource import ENV_VARS, SpApiResource
 from resources.warehouse import Warehouse
 from seller.config import data_dir
 
-__all__ = ["EMULATOR_DEFAULTS", "resources", "spapi_resource"]
+__all__ = ["EMULATOR_DEFAULTS", "EmbeddedSpApi", "resources", "spapi_resource"]
 
 TARGET_ENV = "SALES_CHANNEL_SPAPI"
-EMULATOR_URL = "http://127.0.0.1:8787"
+EMULATOR_RATE_SCALE = 100.0  # x Amazon's documented refill rates (bursts unchanged)
+EMULATOR_FEED_STEP_SECONDS = 0.5
 
 # The emulator's documented defaults (emulator/README.md), used only when the target is the emulator.
 EMULATOR_DEFAULTS = {
@@ -32,18 +43,67 @@ EMULATOR_DEFAULTS = {
 }
 
 
+class EmbeddedSpApi(SpApiResource):
+    """An SP-API resource whose emulator is started inside the run on first use and stopped with the run."""
+
+    emulator_dir: str
+    seed_from: str
+
+    _server: Any = PrivateAttr(default=None)
+    _lock_file: Any = PrivateAttr(default=None)
+
+    def client_for(self, seller_id: str, **kwargs: Any) -> SpApiClient:
+        if self._server is None:
+            self._start()
+        return super().client_for(seller_id, **kwargs)
+
+    def _start(self) -> None:
+        from emulator.server import EmulatorOptions, EmulatorServer
+
+        state = Path(self.emulator_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(state / ".lock", "w")  # noqa: SIM115 - held until teardown
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        server = EmulatorServer(
+            EmulatorOptions(
+                state_dir=str(state),
+                seed_from=self.seed_from,
+                channels=CHANNELS,
+                rate_scale=EMULATOR_RATE_SCALE,
+                feed_step_seconds=EMULATOR_FEED_STEP_SECONDS,
+            )
+        )
+        server.start()
+        self._server = server
+        self._runtime_endpoint = server.url
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        super().teardown_after_execution(context)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
+
+
 def spapi_resource() -> SpApiResource:
     target = os.environ.get(TARGET_ENV, "emulator")
     if target == "amazon":
         return SpApiResource.from_env()
     if target != "emulator":
         raise ValueError(f"{TARGET_ENV} must be 'emulator' or 'amazon', not {target!r}")
-    fields: dict[str, str] = {}
-    for name, default in EMULATOR_DEFAULTS.items():
-        fields[name] = dg.EnvVar(ENV_VARS[name]) if os.environ.get(ENV_VARS[name]) else default
-    endpoint = os.environ.get(ENV_VARS["endpoint"]) or EMULATOR_URL
-    token_url = os.environ.get(ENV_VARS["token_url"]) or f"{endpoint.rstrip('/')}/auth/o2/token"
-    return SpApiResource(endpoint=endpoint, token_url=token_url, **fields)
+    fields: dict[str, Any] = {
+        name: dg.EnvVar(ENV_VARS[name]) if os.environ.get(ENV_VARS[name]) else default
+        for name, default in EMULATOR_DEFAULTS.items()
+    }
+    fields.update(requests_per_minute=0, requests_per_day=0)
+    endpoint = os.environ.get(ENV_VARS["endpoint"])
+    if endpoint:
+        token_url = os.environ.get(ENV_VARS["token_url"]) or f"{endpoint.rstrip('/')}/auth/o2/token"
+        return SpApiResource(endpoint=endpoint, token_url=token_url, **fields)
+    data = data_dir().resolve()
+    return EmbeddedSpApi(emulator_dir=str(data / "emulator"), seed_from=str(data), **fields)
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:

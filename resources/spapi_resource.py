@@ -78,6 +78,8 @@ class SpApiResource(dg.ConfigurableResource):
     _token_cache: TokenCache | None = PrivateAttr(default=None)
     _counters: Counters = PrivateAttr(default_factory=Counters)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    # Set at run time by a subclass that only learns its endpoint then (pipelines.resources.EmbeddedSpApi).
+    _runtime_endpoint: str | None = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SpApiResource:
@@ -146,8 +148,8 @@ class SpApiResource(dg.ConfigurableResource):
                     client_secret=self.client_secret,
                     refresh_token=token,
                     region=region,
-                    endpoint=self.endpoint,
-                    token_url=self.token_url,
+                    endpoint=self._runtime_endpoint or self.endpoint,
+                    token_url=f"{self._runtime_endpoint}/auth/o2/token" if self._runtime_endpoint else self.token_url,
                     aws_access_key_id=self.aws_access_key_id or None,
                     aws_secret_access_key=self.aws_secret_access_key or None,
                     state_dir=self.resolved_state_dir,
