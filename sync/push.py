@@ -220,13 +220,24 @@ class Push:
         )
         size = self.settings.max_messages
         submitted: list[tuple[str, str]] = []
-        for number, (document, count) in enumerate(self._documents(size), start=1):
-            first = (number - 1) * size + 1
-            submission_id = self._record(document, first, first + count - 1)
-            if submission_id is None:
-                continue
-            feed_id = self._submit(submission_id, document)
-            submitted.append((submission_id, feed_id))
+        if self.workdir is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        # The documents stream from a query on this connection, and DuckDB allows no other statement on it until
+        # that result is drained: spool them to disk first, then record and submit each one.
+        with tempfile.TemporaryDirectory(dir=self.workdir) as spool:
+            spooled = []
+            for number, (document, count) in enumerate(self._documents(size), start=1):
+                path = Path(spool) / f"{number:05d}"
+                path.write_bytes(document)
+                spooled.append((path, count))
+            for number, (path, count) in enumerate(spooled, start=1):
+                document = path.read_bytes()
+                first = (number - 1) * size + 1
+                submission_id = self._record(document, first, first + count - 1)
+                if submission_id is None:
+                    continue
+                feed_id = self._submit(submission_id, document)
+                submitted.append((submission_id, feed_id))
         for submission_id, feed_id in submitted:
             self._finish(submission_id, feed_id)
 

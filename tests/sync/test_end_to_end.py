@@ -193,3 +193,34 @@ def test_a_run_killed_after_create_feed_is_resumed_without_a_second_submission(s
     assert query(seller, "us", "SELECT status FROM submissions") == [("done",)]
     rows = submit_rows(seller, "us", "next-run")
     assert {sku: s for sku, (s, _, _) in rows.items()} == dict.fromkeys(MAPPED, "accepted")
+
+
+def test_a_change_larger_than_one_document_goes_out_as_several_feeds(seller, tmp_path, emulator_factory):
+    # The split is at 25,000 messages on Amazon; two per document here makes three documents of the five SKUs.
+    server = start_emulator(emulator_factory, seller)
+    spapi = spapi_for(server, tmp_path)
+    offline = {name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices")}
+    import dagster as dg
+
+    from tests.sync.helpers import ALL_ASSETS
+
+    offline["listings_submission"] = {"config": {"offline": True}}
+    assert dg.materialize(
+        ALL_ASSETS,
+        partition_key="us",
+        resources={"warehouse": Warehouse(data_dir=str(seller)), "spapi": spapi},
+        run_config={"ops": offline},
+    ).success
+    channel = channel_for("us")
+    settings = PushSettings(
+        feed_threshold=0, max_messages=2, polling=FeedPolling(initial=0.05), feed_window_seconds=1.0
+    )
+    with dg.build_resources({"spapi": spapi}) as resources:
+        client = resources.spapi.client_for(channel.seller_id, region=channel.region)
+        with Warehouse(data_dir=str(seller)).connect("us") as con:
+            _updates(con, "us")
+            summary = Push(con, client, channel, run_id="split-run", settings=settings).run("updates")
+    assert summary.feeds_submitted == 3
+    assert query(seller, "us", "SELECT count(*), sum(messages) FROM submissions WHERE status = 'done'") == [(3, 5)]
+    rows = submit_rows(seller, "us", "split-run")
+    assert {sku: s for sku, (s, _, _) in rows.items()} == dict.fromkeys(MAPPED, "accepted")
