@@ -19,9 +19,6 @@ Three parts, printed in order:
    offline) in a child process against it, by the feed path. The emulator keeps Amazon's documented rates
    (rate_scale 1) with its clock running 20× fast (time_scale 20: feed steps, the 5-per-5-minute window, token
    expiry); the push's window and the module's minute cap are scaled to match. The wall time is the child's.
-   Where `sync.push` cannot record a document while `listings_feed_documents` still streams from the same DuckDB
-   connection (more than one document fails with "connection has an open result"), the child lets the push drain the
-   documents first, and the output says so.
 
 Ends with one line `sync: feed_min=F patch_min=P cap_min=C run_s=S skus=N` (F/P/C modelled minutes at Amazon's
 limits for feeds, per-SKU patches, and patches under the 30/minute cap; S the measured wall seconds of the run).
@@ -209,39 +206,6 @@ def confirm_patches(tmp: Path, count: int, scale: float, caps: bool) -> dict[str
     return {"real_s": elapsed, "model_s": modelled, "scale": scale, "throttled": counters.throttled}
 
 
-def _drain_documents_if_needed() -> bool:
-    """`sync.push` records each feed document in DuckDB between the documents `listings_feed_documents` streams from
-    the same connection; when that stream keeps a result open (more than one document, i.e. > 25,000 SKUs), DuckDB
-    refuses the recording query. Detect it and, only then, let `sync.push` drain the documents first (in memory,
-    ~10 MB per document). Returns whether the workaround is in place."""
-    import duckdb
-
-    import sync.push
-    from feeds.listings_json import listings_feed_documents
-    from pricing.money import install_money_macros
-
-    con = duckdb.connect()
-    install_money_macros(con)
-    con.execute(
-        "CREATE TABLE probe AS SELECT 'S' || i AS sku, 500 AS price_minor, 400 AS min_minor, 900 AS max_minor, "
-        "NULL::BIGINT AS quantity, NULL::BIGINT AS handling_time_days FROM range(3) t(i)"
-    )
-    documents = listings_feed_documents(
-        con, "probe", seller_id=SELLER, marketplace_id="ATVPDKIKX0DER", currency="USD", decimals=2, max_messages=1
-    )
-    next(documents)
-    try:
-        con.execute("SELECT 1").fetchall()
-        return False
-    except duckdb.Error:
-        original = sync.push.listings_feed_documents
-        sync.push.listings_feed_documents = lambda *a, **k: iter(list(original(*a, **k)))
-        return True
-    finally:
-        documents.close()
-        con.close()
-
-
 def confirm_feeds(tmp: Path, count: int, scale: float, messages: int) -> dict[str, float]:
     """`count` JSON_LISTINGS_FEED documents of `messages` SKUs each, sent by the module's push (its 5-per-window
     pacing) and waited for; measures first to last createFeed."""
@@ -290,7 +254,6 @@ def _run(config: dict[str, Any]) -> None:
     from resources.spapi_resource import SpApiResource
     from resources.warehouse import Warehouse
 
-    drained = _drain_documents_if_needed()
     scale = config["time_scale"]
     spapi = SpApiResource(
         **EMULATOR_DEFAULTS,
@@ -325,7 +288,7 @@ def _run(config: dict[str, Any]) -> None:
     )
     assert result.success
     meta = {k: v.value for k, v in result.asset_materializations_for_node("listings_submission")[0].metadata.items()}
-    print(json.dumps({"materialize_s": time.perf_counter() - started, "drained": drained, "meta": meta}))
+    print(json.dumps({"materialize_s": time.perf_counter() - started, "meta": meta}))
 
 
 def _amazon_copy(data: Path, out: Path) -> None:
@@ -430,7 +393,6 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(_ratio_line(f"{PATCHES:,} patches", confirm_patches(tmp, PATCHES, PATCH_SCALE, caps=False)))
         print(_ratio_line(f"{CAPPED} patches under the caps", confirm_patches(tmp, CAPPED, CAP_SCALE, caps=True)))
-        drained = _drain_documents_if_needed()
         feeds = confirm_feeds(tmp, FEEDS, FEED_SCALE, FEED_MESSAGES)
         print(_ratio_line(f"{FEEDS} feed submissions (first to last createFeed)", feeds))
         run = full_run(tmp, n)
@@ -446,11 +408,6 @@ def main(argv: list[str] | None = None) -> None:
         f"  emulator rate_scale 1, time_scale {RUN_TIME_SCALE:g}; wall {run['run_s']:.1f} s for the child process "
         f"(materialize {run['materialize_s']:.1f} s)"
     )
-    if drained or run["drained"]:
-        print(
-            "  workaround: sync.push drains listings_feed_documents before recording (more than one document "
-            "otherwise fails with DuckDB 'connection has an open result')"
-        )
     print(
         f"sync: feed_min={m['feed_s'] / 60:.2f} patch_min={m['patch_s'] / 60:.2f} cap_min={m['cap_s'] / 60:.2f} "
         f"run_s={run['run_s']:.1f} skus={n}"

@@ -151,16 +151,39 @@ class SqsDelivery:
             if isinstance(item, threading.Event):
                 item.set()
                 continue
-            arn, body = item
-            try:
-                _, _, _, region, account, name = arn.split(":", 5)
-                client = clients.get(region) or clients.setdefault(region, self._client(region))
-                url = self._urls.get(arn)
-                if url is None:
-                    url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-                    self._urls[arn] = url
-                client.send_message(QueueUrl=url, MessageBody=body)
-                self.sent += 1
-            except Exception as exc:  # delivery is best effort, as Amazon's is; log and keep going
-                self.failed += 1
-                log.warning("SQS delivery to %s failed: %s", arn, exc)
+            # Send what is already waiting for the same queue together (SendMessageBatch takes up to 10).
+            batch, control = [item], None
+            while len(batch) < 10:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None or isinstance(more, threading.Event) or more[0] != item[0]:
+                    control = more
+                    break
+                batch.append(more)
+            self._send(clients, item[0], [body for _, body in batch])
+            if control is None:
+                continue
+            if isinstance(control, tuple):
+                self._send(clients, control[0], [control[1]])
+            elif isinstance(control, threading.Event):
+                control.set()
+            else:
+                return
+
+    def _send(self, clients: dict[str, Any], arn: str, bodies: list[str]) -> None:
+        try:
+            _, _, _, region, account, name = arn.split(":", 5)
+            client = clients.get(region) or clients.setdefault(region, self._client(region))
+            url = self._urls.get(arn)
+            if url is None:
+                url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+                self._urls[arn] = url
+            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)]
+            result = client.send_message_batch(QueueUrl=url, Entries=entries)
+            self.sent += len(result.get("Successful", []))
+            self.failed += len(result.get("Failed", []))
+        except Exception as exc:  # delivery is best effort, as Amazon's is; log and keep going
+            self.failed += len(bodies)
+            log.warning("SQS delivery to %s failed: %s", arn, exc)
