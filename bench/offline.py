@@ -27,15 +27,22 @@ AS_OF = datetime.now(UTC).replace(microsecond=0)
 def _pipeline(data: str) -> None:
     import dagster as dg
 
-    from pipelines.definitions import ALL_ASSETS
+    from assets.feed_files import feed_assets
+    from assets.inputs import input_assets
+    from assets.inventory import reconciled_inventory
+    from assets.prices import buybox_prices
+    from pipelines.resources import EMULATOR_DEFAULTS
+    from resources.spapi_resource import SpApiResource
     from resources.warehouse import Warehouse
 
+    # The offline part of the pipeline: the input files are the inputs (no SP-API pull), nothing is pushed.
+    offline = {name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices")}
     result = dg.materialize(
-        ALL_ASSETS,
+        [*input_assets, reconciled_inventory, buybox_prices, *feed_assets],
         partition_key="us",
-        resources={"warehouse": Warehouse(data_dir=data)},
+        resources={"warehouse": Warehouse(data_dir=data), "spapi": SpApiResource(**EMULATOR_DEFAULTS)},
         run_config={
-            "ops": {"buybox_prices": {"config": {"as_of": AS_OF.isoformat()}}},
+            "ops": {"buybox_prices": {"config": {"as_of": AS_OF.isoformat()}}, **offline},
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         },
     )
