@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install test demo ui emulator lint bench bench-emulator bench-throttle clean
+.PHONY: install test demo ui emulator lint bench bench-emulator bench-throttle bench-sync clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -42,6 +42,9 @@ bench-emulator: install
 
 bench-throttle: install
 	$(RUN) python -m bench.throttle
+
+bench-sync: install
+	$(RUN) python -m bench.sync
 
 clean:
 	rm -rf .demo .venv .tools .pytest_cache
