@@ -19,7 +19,7 @@ from seller.marketplaces import FBA_CHANNEL_CODE
 _DEPS = ["buybox_prices", "reconciled_inventory"]
 
 
-def _updates(con: duckdb.DuckDBPyConnection, channel: str) -> None:
+def publishable_updates(con: duckdb.DuckDBPyConnection, channel: str) -> None:
     """Refuse to publish while any input of the channel is invalid, then expose the `updates` relation."""
     problems = con.execute("SELECT count(*) FROM input_errors").fetchall()[0][0]
     if problems:
@@ -43,7 +43,7 @@ def _flat_file_asset(feed_type: str, name: str, description: str) -> dg.AssetsDe
         channel = channel_for(context.partition_key)
         path = warehouse.feeds_dir(channel.name) / f"{feed_type}.txt"
         with warehouse.connect(channel.name) as con:
-            _updates(con, channel.name)
+            publishable_updates(con, channel.name)
             rows = write_flat_file(
                 con, feed_type, "updates", path, decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
             )
@@ -102,7 +102,7 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
             yield f"{FEED_TYPE}-{number:04d}.json", data
 
     with warehouse.connect(channel.name) as con:
-        _updates(con, channel.name)
+        publishable_updates(con, channel.name)
         paths = replace_dir_atomic(warehouse.feeds_dir(channel.name) / FEED_TYPE, files())
     return dg.MaterializeResult(
         metadata={

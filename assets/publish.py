@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.feed_files import _updates
+from assets.feed_files import publishable_updates
 from pipelines.partitions import channel_for, channel_partitions
 from resources.spapi import FeedPolling
 from resources.spapi_resource import SpApiResource
@@ -64,7 +64,7 @@ def listings_submission(
     )
     client = spapi.client_for(channel.seller_id, region=channel.region)
     with warehouse.connect(channel.name) as con:
-        _updates(con, channel.name)
+        publishable_updates(con, channel.name)
         summary = Push(
             con, client, channel, run_id=context.run_id, settings=settings, workdir=warehouse.feeds_dir(channel.name)
         ).run("updates")

@@ -38,21 +38,8 @@ class Warehouse(dg.ConfigurableResource):
     @contextmanager
     def connect(self, channel: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the channel's database with the money macros installed; closed on exit."""
-        path = self.database_path(channel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(path), read_only=read_only and path.exists())
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        con = self._open(self.database_path(channel), read_only, self.lock_timeout_s, max_delay=2.0)
         try:
-            con.execute("SET memory_limit = $limit", {"limit": self.memory_limit}).fetchall()
             install_money_macros(con)
             yield con
         finally:
@@ -69,9 +56,16 @@ class Warehouse(dg.ConfigurableResource):
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection to the notification store. The sensor (daemon process) and runs take turns on
         the file, so keep the connection for one transaction; opening retries on the lock for `lock_timeout_s`."""
-        path = self.notifications_path()
+        con = self._open(self.notifications_path(), read_only, lock_timeout_s, max_delay=0.5)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, path: Path, read_only: bool, timeout_s: float, max_delay: float) -> duckdb.DuckDBPyConnection:
+        """Open `path`, retrying while another process holds DuckDB's file lock, for at most `timeout_s`."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + lock_timeout_s
+        deadline = time.monotonic() + timeout_s
         delay = 0.02
         while True:
             try:
@@ -81,9 +75,6 @@ class Warehouse(dg.ConfigurableResource):
                 if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-        try:
-            con.execute("SET memory_limit = $limit", {"limit": self.memory_limit}).fetchall()
-            yield con
-        finally:
-            con.close()
+                delay = min(delay * 2, max_delay)
+        con.execute("SET memory_limit = $limit", {"limit": self.memory_limit}).fetchall()
+        return con

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assets.feed_files import _updates
+from assets.feed_files import publishable_updates
 from pipelines.partitions import channel_for
 from resources.spapi import FeedPolling
 from resources.warehouse import Warehouse
@@ -177,7 +177,7 @@ def test_a_run_killed_after_create_feed_is_resumed_without_a_second_submission(s
     with dg.build_resources({"spapi": spapi}) as resources:
         client = resources.spapi.client_for(channel.seller_id, region=channel.region)
         with Warehouse(data_dir=str(seller)).connect("us") as con:
-            _updates(con, "us")
+            publishable_updates(con, "us")
             with pytest.raises(Killed) as killed:
                 Push(con, client, channel, run_id="dead-run", settings=settings, after_feed_recorded=kill).run(
                     "updates"
@@ -185,7 +185,7 @@ def test_a_run_killed_after_create_feed_is_resumed_without_a_second_submission(s
         feed_id = str(killed.value)
         assert query(seller, "us", "SELECT feed_id, status FROM submissions") == [(feed_id, "submitted")]
         with Warehouse(data_dir=str(seller)).connect("us") as con:
-            _updates(con, "us")
+            publishable_updates(con, "us")
             summary = Push(con, client, channel, run_id="next-run", settings=settings).run("updates")
         assert (summary.resumed_feeds, summary.feeds_submitted) == (1, 0)
         feeds = list(client.iter_feeds(["JSON_LISTINGS_FEED"]))
@@ -218,7 +218,7 @@ def test_a_change_larger_than_one_document_goes_out_as_several_feeds(seller, tmp
     with dg.build_resources({"spapi": spapi}) as resources:
         client = resources.spapi.client_for(channel.seller_id, region=channel.region)
         with Warehouse(data_dir=str(seller)).connect("us") as con:
-            _updates(con, "us")
+            publishable_updates(con, "us")
             summary = Push(con, client, channel, run_id="split-run", settings=settings).run("updates")
     assert summary.feeds_submitted == 3
     assert query(seller, "us", "SELECT count(*), sum(messages) FROM submissions WHERE status = 'done'") == [(3, 5)]
