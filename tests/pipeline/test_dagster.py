@@ -60,6 +60,9 @@ def test_definitions_load_with_every_asset_partitioned():
         "listings_feed",
         "sync_history",
         "listings_submission",
+        "reservations",
+        "shipment_confirmations",
+        "notification_subscriptions",
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
