@@ -36,6 +36,7 @@ class SubmissionConfig(dg.Config):
     group_name="sync",
     kinds={"duckdb", "api"},
     deps=["buybox_prices", "reconciled_inventory", "listings_feed"],
+    pool="spapi",
 )
 def listings_submission(
     context: dg.AssetExecutionContext, config: SubmissionConfig, warehouse: Warehouse, spapi: SpApiResource
