@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from assets.metadata import preview
+from assets.metadata import PREVIEW_ROWS, preview
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
 from seller.config import Channel
-from seller.inputs import INPUTS, load_input
+from seller.inputs import INPUTS, validated_input
 from sync.pull import fba_rows, offer_rows
 
 __all__ = ["input_assets", "AmazonPullConfig"]
@@ -93,7 +92,6 @@ _PULLS = {"fba_inventory": _pull_fba, "competitor_prices": _pull_offers}
 
 
 def _build(name: str) -> dg.AssetsDefinition:
-    spec = INPUTS[name]
     check_name = f"{name}_valid"
     pull = _PULLS.get(name)
 
@@ -118,26 +116,23 @@ def _build(name: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, warehouse: Warehouse, pulled: tuple[pa.Table, dict] | None = None
     ) -> dg.MaterializeResult:
         channel = channel_for(context.partition_key)
-        loaded = load_input(name, warehouse.data_dir, CHANNELS)
-        valid = loaded.valid
-        if spec.channel_scoped:
-            valid = valid.filter(pc.equal(valid.column("channel"), channel.name))
-        problems = loaded.errors_for(channel.name)
         with warehouse.connect(channel.name) as con:
-            con.register("valid_rows", valid)
-            con.register("problem_rows", problems)
-            con.execute("BEGIN")
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM valid_rows")
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS input_errors (input VARCHAR, file VARCHAR, row BIGINT, "
-                '"column" VARCHAR, value VARCHAR, message VARCHAR, channel VARCHAR)'
-            )
-            con.execute("DELETE FROM input_errors WHERE input = ?", [name])
-            con.execute("INSERT INTO input_errors SELECT ?, * FROM problem_rows", [name])
-            if pulled is not None:
-                con.register("amazon_rows", pulled[0])
-                con.execute(_MERGE[name])
-            con.execute("COMMIT")
+            # The channel's valid rows become table `name` straight from the file; table, problems and Amazon's rows
+            # commit together.
+            with validated_input(con, name, warehouse.data_dir, CHANNELS, channel=channel.name) as loaded:
+                problems = loaded.errors_for(channel.name)
+                head = con.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row LIMIT {PREVIEW_ROWS}")
+                head = head.to_arrow_table()
+                con.register("problem_rows", problems)
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS input_errors (input VARCHAR, file VARCHAR, row BIGINT, "
+                    '"column" VARCHAR, value VARCHAR, message VARCHAR, channel VARCHAR)'
+                )
+                con.execute("DELETE FROM input_errors WHERE input = ?", [name])
+                con.execute("INSERT INTO input_errors SELECT ?, * FROM problem_rows", [name])
+                if pulled is not None:
+                    con.register("amazon_rows", pulled[0])
+                    con.execute(_MERGE[name])
             total = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
         for row in problems.slice(0, 20).to_pylist():
             context.log.error(_describe(row))
@@ -160,12 +155,12 @@ def _build(name: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(total),
-                "file_rows": dg.MetadataValue.int(valid.num_rows),
+                "file_rows": dg.MetadataValue.int(loaded.rows),
                 "amazon": dg.MetadataValue.text("offline" if pull and pulled is None else "pulled" if pull else "n/a"),
                 **(pulled[1] if pulled else {}),
                 "source": dg.MetadataValue.path(str(loaded.path) if loaded.path else f"{name} (absent)"),
                 "invalid_rows": dg.MetadataValue.int(len(set(problems.column("row").to_pylist()))),
-                "preview": preview(valid.drop_columns(["_row"]) if "_row" in valid.column_names else valid),
+                "preview": preview(head),
             },
             check_results=[check],
         )

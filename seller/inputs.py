@@ -13,6 +13,8 @@ seller's data for them is in doubt. Validation is SQL over Arrow (DuckDB), one p
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,16 @@ import pyarrow.parquet as pq
 
 from seller.config import Channel
 
-__all__ = ["INPUTS", "Column", "InputSpec", "LoadedInput", "load_input", "ERROR_SCHEMA"]
+__all__ = [
+    "INPUTS",
+    "Column",
+    "InputSpec",
+    "LoadedInput",
+    "ValidatedInput",
+    "load_input",
+    "validated_input",
+    "ERROR_SCHEMA",
+]
 
 # Amazon's seller SKU is at most 40 characters; tabs and line breaks would corrupt the tab-delimited feeds.
 _SKU_MAX = 40
@@ -149,13 +160,7 @@ _SQL_TYPE = {
 }
 
 
-@dataclass
-class LoadedInput:
-    """One input file after validation: the valid rows (typed) and every problem found."""
-
-    spec: InputSpec
-    path: Path | None
-    valid: pa.Table
+class _Problems:
     errors: pa.Table
 
     def errors_for(self, channel: str) -> pa.Table:
@@ -163,6 +168,27 @@ class LoadedInput:
         ch = self.errors.column("channel")
         mask = pa.compute.or_kleene(pa.compute.is_null(ch), pa.compute.equal(ch, channel))
         return self.errors.filter(mask)
+
+
+@dataclass
+class ValidatedInput(_Problems):
+    """One input file validated into a DuckDB connection: its valid rows are table `table`; every problem found."""
+
+    spec: InputSpec
+    path: Path | None
+    table: str
+    rows: int  # valid rows written to `table`
+    errors: pa.Table
+
+
+@dataclass
+class LoadedInput(_Problems):
+    """One input file after validation: the valid rows (typed) and every problem found."""
+
+    spec: InputSpec
+    path: Path | None
+    valid: pa.Table
+    errors: pa.Table
 
 
 def find_input(data_dir: Path, name: str) -> Path | None:
@@ -173,28 +199,94 @@ def find_input(data_dir: Path, name: str) -> Path | None:
     return None
 
 
-def load_input(name: str, data_dir: str | Path, channels: dict[str, Channel]) -> LoadedInput:
-    """Read and validate the input file `name` from `data_dir` against the configured channels."""
+# Temporary relations of one validation (connection-local; dropped when it ends).
+_TEXT, _RAW, _SCOPED, _CHECKED, _FLAGGED, _PROBLEMS = (
+    "_input_text",
+    "_input_raw",
+    "_input_scoped",
+    "_input_checked",
+    "_input_flagged",
+    "_input_problems",
+)
+
+
+@contextmanager
+def validated_input(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    data_dir: str | Path,
+    channels: dict[str, Channel],
+    channel: str | None = None,
+    table: str | None = None,
+) -> Iterator[ValidatedInput]:
+    """Validate the input file `name` straight into `con`: its valid typed rows become table `table` (default: `name`)
+    with one CREATE OR REPLACE TABLE ... AS SELECT, and only the (small) problems table comes back as Arrow.
+
+    With `channel`, a channel-scoped input keeps only that channel's rows, and rows of the other configured channels
+    are not validated at all: `errors_for(channel)` is what validating the whole file would give. The table is written
+    inside a transaction that stays open for the caller's own writes in the `with` block; it commits when the block
+    ends (and rolls back if it raises).
+    """
     spec = INPUTS[name] if name in INPUTS else SIDE_INPUTS[name]
+    table = table or name
     path = find_input(Path(data_dir), name)
     problems: list[dict] = []
-    raw: pa.Table | None = None
-    if path is None:
-        if not spec.optional_file:
-            problems.append(_problem(f"{name}.csv", 0, "", "", f"file missing: expected {name}.csv or {name}.parquet"))
-    else:
-        raw = _read(path, problems)
-    if raw is not None:
-        missing = [c.name for c in spec.columns if c.required and c.name not in raw.column_names]
-        for column in missing:
-            problems.append(_problem(path.name, 1, column, "", f"missing required column {column!r}"))
-        if missing:
-            raw = None
-    if raw is None:
-        return LoadedInput(spec, path, _empty_valid(spec), _errors_table(problems))
-    valid, row_errors = _validate(spec, path.name, raw, channels)
-    errors = pa.concat_tables([_errors_table(problems), row_errors]) if problems else row_errors
-    return LoadedInput(spec, path, valid, errors)
+    raw: str | None = None
+    try:
+        if path is None:
+            if not spec.optional_file:
+                problems.append(
+                    _problem(f"{name}.csv", 0, "", "", f"file missing: expected {name}.csv or {name}.parquet")
+                )
+        else:
+            raw = _stage(con, path, problems)  # autocommit: a failed fast read must not abort the transaction
+        if raw is not None:
+            present = [r[0] for r in con.execute(f"DESCRIBE {raw}").fetchall()]
+            missing = [c.name for c in spec.columns if c.required and c.name not in present]
+            for column in missing:
+                problems.append(_problem(path.name, 1, column, "", f"missing required column {column!r}"))
+            if missing:
+                raw = None
+        con.execute("BEGIN")
+        try:
+            if raw is None:
+                _create_empty(con, spec, table)
+                errors = _errors_table(problems)
+            else:
+                row_errors = _validate(con, spec, path.name, raw, channels, channel, table)
+                errors = pa.concat_tables([_errors_table(problems), row_errors]) if problems else row_errors
+            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+            yield ValidatedInput(spec, path, table, rows, errors)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS temp.{_CHECKED}")
+        con.execute(f"DROP VIEW IF EXISTS temp.{_SCOPED}")
+        con.execute(f"DROP TABLE IF EXISTS temp.{_FLAGGED}")
+        con.execute(f"DROP TABLE IF EXISTS temp.{_PROBLEMS}")
+        if _is_view(con, _RAW):
+            con.execute(f"DROP VIEW temp.{_RAW}")
+        con.execute(f"DROP TABLE IF EXISTS temp.{_TEXT}")
+
+
+def load_input(name: str, data_dir: str | Path, channels: dict[str, Channel]) -> LoadedInput:
+    """Read and validate the input file `name` from `data_dir` against the configured channels (every channel's rows),
+    the valid rows as Arrow: `validated_input` on a private in-memory database."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET memory_limit = '1GB'").fetchall()
+        with validated_input(con, name, data_dir, channels, table="valid_rows") as loaded:
+            valid = con.sql("SELECT * FROM valid_rows").to_arrow_table()
+        return LoadedInput(loaded.spec, loaded.path, valid, loaded.errors)
+    finally:
+        con.close()
+
+
+def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND temporary", [name]).fetchall()
+    return bool(found[0][0])
 
 
 def _problem(file: str, row: int, column: str, value: str, message: str, channel: str | None = None) -> dict:
@@ -203,6 +295,19 @@ def _problem(file: str, row: int, column: str, value: str, message: str, channel
 
 def _errors_table(problems: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(problems, schema=ERROR_SCHEMA)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, problems: list[dict]) -> str | None:
+    """Make the file's rows available in `con` as relation `_input_raw`: every column as text plus `_row`. Returns its
+    name, or None after recording a file-level problem. A well-formed CSV file is read by DuckDB's parallel reader
+    into a temporary table; anything else (Parquet, a malformed or unusual CSV file) through pyarrow."""
+    if path.suffix == ".csv" and _stage_csv(con, path):
+        return _RAW
+    table = _read(path, problems)
+    if table is None:
+        return None
+    con.register(_RAW, table)
+    return _RAW
 
 
 def _read(path: Path, problems: list[dict]) -> pa.Table | None:
@@ -219,6 +324,64 @@ def _read(path: Path, problems: list[dict]) -> pa.Table | None:
     return _read_csv(path, problems)
 
 
+def _header(first: str) -> list[str]:
+    """The column names of a CSV header line (decoded, without its line break)."""
+    return [h.strip() for h in next(csv.reader([first.rstrip("\r")]))]
+
+
+# DuckDB's CSV reader strips spaces between a delimiter and a quote, or between a quote and a delimiter (pyarrow
+# keeps them in the value); a file with a space next to a quote anywhere is read by pyarrow instead.
+_SPACE_QUOTE = (b' "', b'" ')
+_SCAN_CHUNK = 8 << 20
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """The common case: a well-formed CSV file read by DuckDB (all threads) into temporary table `_input_text`, and
+    `_input_raw` = that table plus `_row`. False (nothing staged) for anything the exact pyarrow path must handle:
+    an empty file, a header that is not plain (quotes, duplicates, non-UTF-8, one column), a space next to a quote,
+    or any row DuckDB rejects (wrong field count, bad quoting, invalid UTF-8, an over-long line).
+
+    `_row` is the record number (header = row 1): DuckDB's CSV scan of one file keeps the file's order and so does
+    CREATE TABLE AS (`preserve_insertion_order`, on by default), so the table's rowid is the record index; blank lines
+    are skipped, as pyarrow does.
+    """
+    with path.open("rb") as f:
+        first = f.readline()
+        if first.startswith(b"\xef\xbb\xbf"):
+            first = first[3:]
+        if not first.strip() or b'"' in first:
+            return False
+        try:
+            header = _header(first.rstrip(b"\n").decode("utf-8"))
+        except UnicodeDecodeError:
+            return False
+        if len(header) < 2 or len(set(header)) < len(header) or "_row" in header or "" in header:
+            return False
+        f.seek(0)
+        tail = b""
+        while chunk := f.read(_SCAN_CHUNK):
+            window = tail + chunk
+            if any(s in window for s in _SPACE_QUOTE):
+                return False
+            tail = chunk[-1:]
+    columns = "{" + ", ".join(f"{_literal(h)}: 'VARCHAR'" for h in header) + "}"
+    text = ", ".join(f"coalesce({_ident(h)}, '') AS {_ident(h)}" for h in header)  # pyarrow: blank = ''
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_TEXT} AS SELECT {text} FROM read_csv({_literal(str(path))}, "
+            f"columns = {columns}, header = true, all_varchar = true, auto_detect = false, strict_mode = true, "
+            "quote = '\"', escape = '\"', delim = ',')"
+        )
+    except duckdb.Error:
+        return False
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_RAW} AS SELECT rowid + 2 AS _row, * FROM {_TEXT}")
+    return True
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _read_csv(path: Path, problems: list[dict]) -> pa.Table | None:
     data = path.read_bytes()
     if not data or data.isspace():
@@ -230,7 +393,7 @@ def _read_csv(path: Path, problems: list[dict]) -> pa.Table | None:
         first = bytes(body[: end - (len(data) - len(body))] if end >= 0 else body).decode("utf-8")
     except UnicodeDecodeError:
         return _not_utf8(path, data, problems)
-    header = [h.strip() for h in next(csv.reader([first.rstrip("\r")]))]
+    header = _header(first)
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         problems.append(_problem(path.name, 1, dupes[0], "", f"duplicate column {dupes[0]!r} in the header"))
@@ -302,12 +465,9 @@ def _parse_csv(body: memoryview, header: list[str], file: str, problems: list[di
     return table.append_column("_row", pa.array(numbers))
 
 
-def _empty_valid(spec: InputSpec) -> pa.Table:
-    con = duckdb.connect()
+def _create_empty(con: duckdb.DuckDBPyConnection, spec: InputSpec, table: str) -> None:
     cols = ", ".join(f"NULL::{_SQL_TYPE.get(c.kind, 'VARCHAR')} AS {c.name}" for c in spec.columns)
-    table = con.sql(f"SELECT {cols}, NULL::BIGINT AS _row LIMIT 0").to_arrow_table()
-    con.close()
-    return table
+    con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT {cols}, NULL::BIGINT AS _row LIMIT 0')
 
 
 def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
@@ -404,13 +564,17 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Channel]) -> tuple[pa.Table, pa.Table]:
-    con = duckdb.connect()
-    con.execute("SET memory_limit = '1GB'").fetchall()
-    con.register("raw", raw)
-    known = pa.table({"name": [c.name for c in channels.values()], "decimals": [c.decimals for c in channels.values()]})
-    con.register("known_channels", known)
-    present = set(raw.column_names)
+def _validate(
+    con: duckdb.DuckDBPyConnection,
+    spec: InputSpec,
+    file: str,
+    raw: str,
+    channels: dict[str, Channel],
+    channel: str | None,
+    table: str,
+) -> pa.Table:
+    """Write the valid typed rows of `raw` as `table` (one CREATE OR REPLACE TABLE ... AS SELECT); the problems."""
+    present = {r[0] for r in con.execute(f"DESCRIBE {raw}").fetchall()} - {"_row"}
     typed = {
         c.name: f"TRY_CAST(NULLIF(trim(\"{c.name}\"), '') AS {_SQL_TYPE.get(c.kind, 'VARCHAR')})"
         if c.name in present
@@ -419,40 +583,68 @@ def _validate(spec: InputSpec, file: str, raw: pa.Table, channels: dict[str, Cha
     }
     casts = ", ".join(f'{expr} AS "{_TYPED}{name}"' for name, expr in typed.items())
     if spec.channel_scoped:
-        source = "raw r LEFT JOIN known_channels k ON k.name = trim(r.channel)"
-        extra = "k.decimals AS _decimals, k.name AS _channel"
+        # The configured channels (a handful) as CASE expressions: no join, so the scan's order is kept.
+        known = list(channels.values())
+        name = "trim(r.channel)"
+        decimals = (
+            f"CASE {name} " + " ".join(f"WHEN {_literal(c.name)} THEN {int(c.decimals)}" for c in known) + " END"
+            if known
+            else "NULL::BIGINT"
+        )
+        listed = ", ".join(_literal(c.name) for c in known)
+        channel_name = f"CASE WHEN {name} IN ({listed}) THEN {name} END" if known else "NULL::VARCHAR"
+        extra = f"{decimals} AS _decimals, {channel_name} AS _channel"
     else:
-        source, extra = "raw r", "2 AS _decimals, NULL::VARCHAR AS _channel"
-    con.execute(f"CREATE TEMP VIEW checked AS SELECT r.*, {extra}, {casts} FROM {source}")
+        extra = "2 AS _decimals, NULL::VARCHAR AS _channel"
+    # With `channel`, the rows of other configured channels are left out before anything else: their problems would
+    # be theirs alone, and a duplicate key (which includes the channel) never spans two channels.
+    scope = (
+        f" WHERE _channel IS NULL OR _channel = {_literal(channel)}"
+        if channel is not None and spec.channel_scoped
+        else ""
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_SCOPED} AS SELECT * FROM (SELECT r.*, {extra} FROM {raw} r){scope}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_CHECKED} AS SELECT s.*, {casts} FROM {_SCOPED} s")
     rules = _rules(spec, present)
     bad = " OR ".join(f"coalesce({condition}, false)" for _, condition, _ in rules) or "false"
-    # One pass types every value and flags the (normally few) bad rows; only those are expanded into problems.
+    # One pass types every value into the target table and flags the (normally few) bad rows; only those are
+    # expanded into problems, and removed afterwards with the duplicates.
     out = ", ".join(f'"{_TYPED}{c.name}" AS "{c.name}"' for c in spec.columns)
-    con.execute(f"CREATE TEMP TABLE typed AS SELECT {out}, _row, ({bad}) AS _bad FROM checked")
-    con.execute("CREATE TEMP TABLE flagged AS SELECT * FROM checked WHERE _row IN (SELECT _row FROM typed WHERE _bad)")
-    checks = [
-        f'SELECT _row AS row, \'{column}\' AS "column", "{column}" AS value, {_literal(message)} AS message, _channel '
-        f"FROM flagged WHERE {condition}"
-        for column, condition, message in rules
-    ]
+    con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT {out}, _row, ({bad}) AS _bad FROM {_CHECKED}')
+    flagged = con.execute(f'SELECT count(*) FROM "{table}" WHERE _bad').fetchall()[0][0]
+    checks = []
+    if flagged:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_FLAGGED} AS SELECT * FROM {_CHECKED} "
+            f'WHERE _row IN (SELECT _row FROM "{table}" WHERE _bad)'
+        )
+        checks = [
+            f'SELECT _row AS row, \'{column}\' AS "column", "{column}" AS value, {_literal(message)} AS message, '
+            f"_channel FROM {_FLAGGED} WHERE {condition}"
+            for column, condition, message in rules
+        ]
     if spec.unique:
         key = ", ".join(f'"{k}"' for k in spec.unique)
         checks.append(
-            f"SELECT _row, '{spec.unique[-1]}', concat_ws('/', {key}), "
-            f"'duplicate {'/'.join(spec.unique)} (first seen on row ' || first_row || ')', _channel "
-            f"FROM (SELECT r.*, d.first_row, {extra} FROM {source} JOIN "
-            f"(SELECT {key}, min(_row) AS first_row FROM raw GROUP BY ALL HAVING count(*) > 1) d USING ({key})) "
+            f"SELECT _row AS row, '{spec.unique[-1]}' AS \"column\", concat_ws('/', {key}) AS value, "
+            f"'duplicate {'/'.join(spec.unique)} (first seen on row ' || first_row || ')' AS message, _channel "
+            f"FROM (SELECT s.*, d.first_row FROM {_SCOPED} s JOIN "
+            f"(SELECT {key}, min(_row) AS first_row FROM {_SCOPED} GROUP BY ALL HAVING count(*) > 1) d USING ({key})) "
             "WHERE _row > first_row"
         )
-    con.execute(
-        'CREATE TEMP TABLE problems AS SELECT DISTINCT ON (row, "column") * FROM ('
-        + " UNION ALL ".join(checks)
-        + ') ORDER BY row, "column"'
-    )
-    errors = con.sql(
-        f"SELECT '{file}' AS file, row, \"column\", value, message, _channel AS channel FROM problems ORDER BY row"
-    ).to_arrow_table()
-    keep = "WHERE NOT _bad AND _row NOT IN (SELECT row FROM problems)" if errors.num_rows else ""
-    valid = con.sql(f"SELECT * EXCLUDE (_bad) FROM typed {keep}").to_arrow_table()
-    con.close()
-    return valid, errors.cast(ERROR_SCHEMA)
+    if checks:
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE {_PROBLEMS} AS SELECT DISTINCT ON (row, "column") * FROM ('
+            + " UNION ALL ".join(checks)
+            + ') ORDER BY row, "column"'
+        )
+        errors = con.sql(
+            f'SELECT {_literal(file)} AS file, row, "column", value, message, _channel AS channel '
+            f"FROM {_PROBLEMS} ORDER BY row"
+        ).to_arrow_table()
+    else:
+        errors = _errors_table([])
+    if errors.num_rows:
+        con.execute(f'DELETE FROM "{table}" WHERE _bad OR _row IN (SELECT row FROM {_PROBLEMS})')
+    con.execute(f'ALTER TABLE "{table}" DROP COLUMN _bad')
+    return errors.cast(ERROR_SCHEMA)

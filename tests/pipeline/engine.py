@@ -12,7 +12,7 @@ from feeds.updates import offer_updates
 from pricing.buybox import buybox_prices
 from pricing.money import install_money_macros
 from seller.config import Channel
-from seller.inputs import INPUTS, load_input
+from seller.inputs import INPUTS, validated_input
 from seller.marketplaces import FBA_CHANNEL_CODE
 from seller.reconcile import reconcile
 
@@ -22,13 +22,8 @@ def channel_engine(data_dir, channels: dict[str, Channel], channel: str, now: da
     con = duckdb.connect()
     install_money_macros(con)
     for name in INPUTS:
-        loaded = load_input(name, data_dir, channels)
-        assert loaded.errors.num_rows == 0, loaded.errors.to_pylist()
-        table = loaded.valid
-        if INPUTS[name].channel_scoped:
-            table = table.filter(table.column("channel").to_pandas().eq(channel).to_numpy())
-        con.register(f"{name}_src", table)
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_src")
+        with validated_input(con, name, data_dir, channels, channel=channel) as loaded:
+            assert loaded.errors.num_rows == 0, loaded.errors.to_pylist()
     ch = channels[channel]
     reconcile(con, "channel_mappings", "master_inventory", "fba_inventory").create("reconciled_inventory")
     con.execute(
