@@ -134,6 +134,10 @@ class Push:
         self.summary = PushSummary()
         # sku → the offer values sent this run (for published_state and read-back)
         self.sent: dict[str, dict[str, Any]] = {}
+        # (submission_id, status, processing_status) of feeds finished this run: marked in the ledger in the same
+        # transaction as their SKUs' sync_history rows, so a run that dies in between polls the feed again instead of
+        # re-detecting (and resubmitting) its SKUs.
+        self.finished: list[tuple[str, str, str]] = []
 
     @property
     def feed_type(self) -> str:
@@ -220,6 +224,7 @@ class Push:
         )
         size = self.settings.max_messages
         submitted: list[tuple[str, str]] = []
+        stop: SpApiError | None = None
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)
         # The documents stream from a query on this connection, and DuckDB allows no other statement on it until
@@ -233,10 +238,18 @@ class Push:
             for number, (path, count) in enumerate(spooled, start=1):
                 document = path.read_bytes()
                 first = (number - 1) * size + 1
+                if stop is not None:
+                    self._not_submitted(first, first + count - 1, stop)
+                    continue
                 submission_id = self._record(document, first, first + count - 1)
                 if submission_id is None:
                     continue
-                feed_id = self._submit(submission_id, document)
+                try:
+                    feed_id = self._submit(submission_id, document)
+                except SpApiError as exc:
+                    stop = exc
+                    self._unconfirmed(submission_id, exc)
+                    continue
                 submitted.append((submission_id, feed_id))
         for submission_id, feed_id in submitted:
             self._finish(submission_id, feed_id)
@@ -330,6 +343,31 @@ class Push:
             self.after_feed_recorded(feed_id)
         return feed_id
 
+    def _unconfirmed(self, submission_id: str, exc: SpApiError) -> None:
+        """createFeed (or the upload before it) failed. Throttled/Unauthorized: nothing was created, the SKUs are
+        `deferred`. Otherwise Amazon may have created the feed without us hearing the answer: the submission stays
+        `recorded` (the next run adopts the feed or, when Amazon shows none, abandons it and resends) and its SKUs are
+        `pending`."""
+        items = _rows(self.con, "SELECT sku FROM submission_items WHERE submission_id = ?", [submission_id])
+        if isinstance(exc, Throttled | Unauthorized):
+            self._set_status(submission_id, "abandoned")
+            for row in items:
+                self.outcomes[row["sku"]] = from_error(row["sku"], exc)
+            return
+        log.warning("feed submission %s unconfirmed: %s", submission_id, exc)
+        for row in items:
+            self.outcomes[row["sku"]] = Outcome(
+                row["sku"], "pending", "feed_unconfirmed", f"createFeed not confirmed ({exc.code}); checked next run"
+            )
+
+    def _not_submitted(self, first: int, last: int, exc: SpApiError) -> None:
+        """Documents after a failed submission are not sent this run: their SKUs are `deferred`."""
+        for row in _rows(self.con, "SELECT sku FROM push_numbered WHERE message_id BETWEEN ? AND ?", [first, last]):
+            outcome = from_error(row["sku"], exc)
+            if outcome.status != "deferred":
+                outcome = Outcome(row["sku"], "deferred", outcome.code, "not sent this run: " + (outcome.message or ""))
+            self.outcomes[row["sku"]] = outcome
+
     def _finish(self, submission_id: str, feed_id: str) -> None:
         """Poll the feed, read its report and turn it into one outcome per SKU it carried."""
         items = _rows(
@@ -352,7 +390,7 @@ class Push:
         for row in items:
             self.sent[row["sku"]] = {**row, "via": f"feed:{feed_id}"}
         status = "done" if result.processing_status == "DONE" else result.processing_status.lower()
-        self._set_status(submission_id, status, result.processing_status)
+        self.finished.append((submission_id, status, result.processing_status))
 
     # -- patches ----------------------------------------------------------------------------------------------------
     def _patches(self) -> None:
@@ -450,6 +488,8 @@ class Push:
         self.con.register("push_sent", sent)
         params = {"channel": self.channel.name, "run_id": self.run_id, "now": self.now}
         self.con.execute("BEGIN")
+        for submission_id, status, processing in self.finished:
+            self._set_status(submission_id, status, processing)
         self.con.execute(
             "INSERT OR REPLACE INTO published_state SELECT sku, asin, price_minor, min_minor, max_minor, quantity, "
             "handling_time_days, via, $run_id, $now FROM push_sent",

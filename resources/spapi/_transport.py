@@ -114,6 +114,13 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+# Operations that create a new resource on every call (createFeed: a second feed with the same content). After a
+# transport failure that may have happened once the request was sent (read timeout, dropped connection), they are not
+# retried: the caller's ledger finds out whether Amazon created it (sync.push adopts the feed next run).
+NOT_RETRIED_AFTER_SEND = frozenset({"createFeed"})
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 class ThrottledTransport(httpx.BaseTransport):
     """Rate-limit waits and bounded retries around `inner`. See the module docstring."""
 
@@ -153,6 +160,8 @@ class ThrottledTransport(httpx.BaseTransport):
                 response = self._inner.handle_request(request)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 delay = self._retry_delay(attempt, deadline, None)
+                if name in NOT_RETRIED_AFTER_SEND and not isinstance(exc, _NOT_SENT):
+                    delay = None  # the request may have reached Amazon: a retry could create a second resource
                 if delay is None:
                     self._counters.add(name, errors=1)
                     raise
