@@ -117,3 +117,105 @@ def test_parquet_input_reads_like_csv(small_seller, channels):
     loaded = load_input("fba_inventory", small_seller, channels)
     assert loaded.errors.num_rows == 0
     assert loaded.valid.column("fulfillable_quantity").to_pylist() == [42, 5]
+
+
+# -- the DuckDB CSV reader (the fast path) against the exact pyarrow one -------------------------------------------
+
+
+def _fast_rows(path):
+    """The rows DuckDB's reader stages for `path` (with `_row`), or None when it hands the file to pyarrow."""
+    import duckdb
+
+    from seller.inputs import _stage_csv
+
+    con = duckdb.connect()
+    con.execute("SET threads = 4")
+    try:
+        if not _stage_csv(con, path):
+            return None
+        return con.sql("SELECT * FROM _input_raw").to_arrow_table().to_pylist()
+    finally:
+        con.close()
+
+
+def _pyarrow_rows(path):
+    from seller.inputs import _read_csv
+
+    problems = []
+    table = _read_csv(path, problems)
+    return (table.to_pylist() if table is not None else None), problems
+
+
+def test_duckdb_reader_keeps_record_numbers_in_file_order(tmp_path):
+    """`_row` is the record number even when the rows are not in any sort order, values span lines and the file is
+    big enough to be parsed by several threads in several pieces."""
+    import random
+
+    rng = random.Random(3)
+    order = list(range(800_000))
+    rng.shuffle(order)
+    lines = ["channel,sku,fulfillable_quantity,record"]
+    for record, key in enumerate(order, start=2):
+        sku = f'"SKU-{key}\nline two,""quoted"""' if record % 997 == 0 else f"SKU-{key}"
+        lines.append(f"us,{sku},{key % 50},{record}")
+    path = tmp_path / "fba_inventory.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 16_000_000  # several 8 MB pieces
+    rows = _fast_rows(path)
+    assert rows is not None
+    assert len(rows) == len(order)
+    assert all(r["_row"] == int(r["record"]) for r in rows)
+    assert rows[995]["sku"] == f'SKU-{order[995]}\nline two,"quoted"'
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbfchannel,sku,n\nus,A,1\n",
+        b'channel,sku,n\r\nus,A,1\r\nus,"B\r\nC",2\r\n',
+        b"channel,sku,n\nus,A,1\n\nus,B,2\n\n",
+        b"channel,sku,n\nus,A,1\nus,B,2",
+        b'channel,sku,n\nus,"A ""x""",1\nus,a"b,2\n',
+        b'channel,sku,n\nus,,""\n,"",\n',
+        b'channel,sku,n\nus,"A\x07",1\nus,A\tB,2\n',
+        b"channel,sku,n\n",
+        b" channel , sku ,n\nus,A,1\n",
+        b'channel,sku,n\nus, "A",1\n',  # DuckDB would strip the space: pyarrow reads it
+        b'channel,sku,n\nus,"A" ,1\n',
+        b"channel,sku,n\nus,A,1,9\nus,B,2\n",  # malformed rows: pyarrow names them
+        b"channel,sku,n\nus,A\nus,B,2\n",
+        b'channel,sku,n\nus,"A,1\n',
+        b"channel,sku,n\nus,\xdc,1\n",  # not UTF-8
+        b'"channel",sku,n\nus,A,1\n',
+        b"channel,sku,sku\nus,A,1\n",
+        b"",
+    ],
+)
+def test_duckdb_reader_reads_exactly_what_pyarrow_reads(tmp_path, content):
+    path = tmp_path / "fba_inventory.csv"
+    path.write_bytes(content)
+    fast = _fast_rows(path)
+    exact, problems = _pyarrow_rows(path)
+    if fast is not None:
+        assert not problems
+        assert fast == exact
+
+
+def test_channel_scoped_validation_reports_what_whole_file_validation_reports(small_seller, channels):
+    import duckdb
+
+    from seller.inputs import validated_input
+
+    rewrite(small_seller / "channel_mappings.csv", "us,FBM-1,B000000002", "us,FBM-1,B0002")
+    rewrite(small_seller / "channel_mappings.csv", "uk,FBA-1", "mx,FBA-1")
+    with (small_seller / "channel_mappings.csv").open("a", encoding="utf-8") as f:
+        f.write("uk,BAD SKU ,B000000009,FBA,,1.00,2.00,,\n")
+    whole = load_input("channel_mappings", small_seller, channels)
+    for channel in channels:
+        con = duckdb.connect()
+        with validated_input(con, "channel_mappings", small_seller, channels, channel=channel) as scoped:
+            table = con.sql("SELECT * FROM channel_mappings").to_arrow_table()
+        assert scoped.errors_for(channel).to_pylist() == whole.errors_for(channel).to_pylist()
+        assert table.to_pylist() == [r for r in whole.valid.to_pylist() if r["channel"] == channel]
+        assert scoped.rows == table.num_rows
+        con.close()
