@@ -110,18 +110,18 @@ class Wiretap:
     def throttled(self) -> int:
         return sum(1 for e in self.api() if e.status == 429)
 
-    def calls(self, operation: str) -> list[Exchange]:
-        return [e for e in self.exchanges if e.operation == operation]
+    def calls(self, operation: str, since: int = 0) -> list[Exchange]:
+        return [e for e in self.exchanges[since:] if e.operation == operation]
 
-    def patches(self) -> list[tuple[str, list[str], list[dict[str, Any]]]]:
-        """(sku, marketplaceIds, patches) of every patchListingsItem that reached Amazon."""
+    def patches(self, since: int = 0) -> list[tuple[str, list[str], list[dict[str, Any]]]]:
+        """(sku, marketplaceIds, patches) of every patchListingsItem that reached Amazon (from exchange `since` on)."""
         out = []
-        for e in self.calls("patchListingsItem"):
+        for e in self.calls("patchListingsItem", since):
             sku = e.path.rstrip("/").rsplit("/", 1)[1]
             marketplaces = [m for v in e.query.get("marketplaceIds", []) for m in v.split(",")]
             out.append((sku, marketplaces, json.loads(e.body or b"{}").get("patches") or []))
         return out
 
-    def uploads(self) -> list[bytes]:
-        """Bodies of every document upload that reached the emulator and was stored (2xx)."""
-        return [e.body for e in self.calls("uploadDocument") if e.status is not None and e.status < 300]
+    def uploads(self, since: int = 0) -> list[bytes]:
+        """Bodies of every document upload that reached the emulator and was stored (2xx), from exchange `since`."""
+        return [e.body for e in self.calls("uploadDocument", since) if e.status is not None and e.status < 300]

@@ -43,10 +43,10 @@ def kill_push(scenario, kill_at: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("kill_at", "ledger_after_kill"),
     [
-        ("before_create_feed", [(None, "recorded")]),
+        pytest.param("before_create_feed", [(None, "recorded")], marks=pytest.mark.slow),
         ("after_create_feed", [(None, "recorded")]),
-        ("after_feed_recorded", [("feed", "submitted")]),
-        ("during_polling", [("feed", "submitted")]),
+        pytest.param("after_feed_recorded", [("feed", "submitted")], marks=pytest.mark.slow),
+        pytest.param("during_polling", [("feed", "submitted")], marks=pytest.mark.slow),
         ("after_report", [("feed", "submitted")]),
     ],
 )
@@ -77,6 +77,7 @@ def test_sigkill_at_push_boundary_then_resume(scenario, kill_at, ledger_after_ki
     assert query(scenario.data, "us", "SELECT status FROM submissions WHERE feed_id IS NOT NULL") == [("done",)]
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="sync.push excludes the SKUs of a resumed feed from this run's change detection: when their computed "
