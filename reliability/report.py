@@ -32,9 +32,10 @@ class Row:
         held = f"{len(set(self.held))}/{len(set(self.applicable))}" + (
             f" (n/a: {','.join(map(str, n_a))})" if n_a else ""
         )
+        faults = self.faults if len(self.faults) <= 60 else self.faults[:59] + "…"
         return (
             self.scenario,
-            self.faults,
+            faults,
             str(self.skus),
             str(self.requests),
             str(self.throttled),

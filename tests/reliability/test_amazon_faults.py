@@ -152,7 +152,8 @@ def test_expired_upload_url(scenario):
 def test_429_storm_on_every_operation(scenario, path):
     scenario.start()
     for operation in PIPELINE_OPS:
-        scenario.fault(kind="status", status=429, operation=operation, count=2)
+        scenario.control("POST", "/faults", json={"kind": "status", "status": 429, "operation": operation, "count": 2})
+    scenario.note_fault(f"429×2 on each of {len(PIPELINE_OPS)} operations")
     # The client's own buckets at the emulator's scale (rate ×1000, as emulator.testing runs it), else each 429 on
     # getItemOffersBatch (0.1 req/s) costs Amazon's real 10 s.
     plans = {op: {"rate": OPERATIONS[op].rate * 1000, "burst": OPERATIONS[op].burst} for op in PIPELINE_OPS}
