@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install test demo ui emulator lint bench bench-emulator bench-throttle bench-sync clean
+.PHONY: install test demo ui emulator reliability lint bench bench-emulator bench-throttle bench-sync clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -31,13 +31,19 @@ lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
+reliability: install
+	$(RUN) python -m reliability
+
 emulator: install
 	$(RUN) spapi-emulator --port 8787 --seed-from $(CURDIR)/.demo/data --channels channels.yaml
 
 bench: install
 	$(RUN) python -m bench.offline --skus 1000000
 
-bench-emulator: install
+bench-reliability: install
+	$(RUN) python -m reliability
+
+emulator: install
 	$(RUN) python -m bench.emulator
 
 bench-throttle: install
