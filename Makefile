@@ -6,9 +6,11 @@ RUN := $(UV) run --frozen
 
 .PHONY: install test demo ui emulator reliability lint bench bench-emulator bench-throttle bench-sync clean
 
+# A venv when python3 has one; else (Debian without python3-venv) pip's --target with a link to its uv binary.
 $(CURDIR)/.tools/bin/uv:
-	python3 -m venv .tools
-	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	python3 -m venv .tools && .tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+	  || (rm -rf .tools && python3 -m pip install --quiet --disable-pip-version-check --target .tools/pkgs \
+	      uv==$(UV_VERSION) && mkdir -p .tools/bin && ln -sf $(CURDIR)/.tools/pkgs/bin/uv .tools/bin/uv)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
@@ -40,10 +42,7 @@ emulator: install
 bench: install
 	$(RUN) python -m bench.offline --skus 1000000
 
-bench-reliability: install
-	$(RUN) python -m reliability
-
-emulator: install
+bench-emulator: install
 	$(RUN) python -m bench.emulator
 
 bench-throttle: install
