@@ -68,11 +68,16 @@ class Scenario:
 
     # -- running ----------------------------------------------------------------------------------------------------
     def run(
-        self, channel: str = "us", spapi: SpApiResource | None = None, push: dict[str, Any] | None = None, **kw: Any
+        self,
+        channel: str = "us",
+        spapi: SpApiResource | None = None,
+        push: dict[str, Any] | None = None,
+        assets: list[Any] | None = None,
+        **kw: Any,
     ) -> dg.ExecuteInProcessResult:
         config = {"poll_initial_seconds": 0.05, "feed_window_seconds": 1.0, **(push or {})}
         result = dg.materialize(
-            ALL_ASSETS,
+            assets or ALL_ASSETS,
             partition_key=channel,
             resources={"warehouse": Warehouse(data_dir=str(self.data)), "spapi": spapi or self.spapi()},
             run_config={"ops": {"listings_submission": {"config": config}, **kw.pop("ops", {})}},
@@ -116,6 +121,18 @@ class Scenario:
     def check_no_double(self) -> None:
         assert self.tap is not None and self.server is not None
         self._held(3, lambda: inv.no_double_submission(self.tap, self.server))
+
+    def check_notifications(self, store_path: Path, sent: dict[str, str], queue_left: int) -> int:
+        """Invariant 3 (no NotificationId stored twice) and 4 (every message sent to the queue stored or
+        dead-lettered, the queue drained). Returns the notifications stored."""
+        stored = self._held(3, lambda: inv.no_double_notification(store_path))
+
+        def accounted() -> None:
+            inv.notifications_accounted(store_path, sent, queue_left)
+            assert queue_left == 0, f"invariant 4: {queue_left} message(s) left on the queue after draining"
+
+        self._held(4, accounted)
+        return stored
 
     def check_converged(self, run_id: str, channel: str = "us") -> int:
         assert self.server is not None
