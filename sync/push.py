@@ -1,6 +1,7 @@
 """Sending the changed offers of one channel to Amazon, recording Amazon's answer per SKU. Dagster-free.
 
-`Push.run(updates)` does, in order: resume every feed a previous run left open (poll it, never resubmit), detect the
+`Push.run(updates)` does, in order: resume every feed a previous run left open (poll it, never resubmit; one still
+IN_QUEUE past `FeedPolling.in_queue_deadline` since its submission is cancelled and its SKUs resent), detect the
 offers that differ from `published_state`, send them by JSON_LISTINGS_FEED or per-SKU patchListingsItem
 (`choose_path`), read back a sample plus every warned SKU with getListingsItem (`not_applied` when Amazon shows other
 values), then write one `submit` row per mapped SKU to sync_history and the accepted values to published_state.
@@ -185,7 +186,31 @@ class Push:
                 self._set_status(sub["submission_id"], "abandoned")
                 continue
             self.summary.resumed_feeds += 1
+            if self._cancel_if_overdue(sub, feed_id):
+                continue
             self._finish(sub["submission_id"], feed_id)
+
+    def _cancel_if_overdue(self, sub: dict[str, Any], feed_id: str) -> bool:
+        """A feed a previous run left open that Amazon still shows IN_QUEUE longer than `in_queue_deadline` after it
+        was submitted is cancelled (cancelFeed: only IN_QUEUE feeds can be) and the submission marked `cancelled` in
+        the ledger, committed at once; its SKUs are then detected again and resent by this run. True when cancelled.
+        A feed that left IN_QUEUE meanwhile (cancelFeed refused) is polled as usual."""
+        since = sub["submitted_at"] or sub["recorded_at"]
+        if since is None or (datetime.now(UTC) - since).total_seconds() < self.settings.polling.in_queue_deadline:
+            return False
+        try:
+            status = self.client.get_feed(feed_id).get("processingStatus")
+            if status != "IN_QUEUE":
+                return False
+            self.client.cancel_feed(feed_id)
+        except (Throttled, Unauthorized):
+            raise
+        except SpApiError as exc:
+            log.warning("feed %s overdue in IN_QUEUE but not cancelled (%s); polling it", feed_id, exc)
+            return False
+        log.warning("feed %s still IN_QUEUE past its deadline: cancelled, its SKUs are resent", feed_id)
+        self._set_status(sub["submission_id"], "cancelled", "CANCELLED")
+        return True
 
     def _adopt(self, sub: dict[str, Any]) -> str | None:
         """A feed createFeed made for a submission whose feedId was never recorded: the newest feed of the type,

@@ -94,12 +94,6 @@ def test_fatal_feed_then_converges(scenario):
     scenario.check_all(second.run_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a feed stuck IN_QUEUE past its deadline is left open and polled again by "
-    "every later run; it is never cancelled (cancelFeed) and its SKUs never resent, so they stay "
-    "`pending` and Amazon never converges",
-)
 def test_feed_stuck_in_queue_past_its_deadline(scenario):
     scenario.start()
     scenario.fault(kind="feed_stuck", operation="createFeed", feedType="JSON_LISTINGS_FEED")

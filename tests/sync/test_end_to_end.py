@@ -224,3 +224,21 @@ def test_a_change_larger_than_one_document_goes_out_as_several_feeds(seller, tmp
     assert query(seller, "us", "SELECT count(*), sum(messages) FROM submissions WHERE status = 'done'") == [(3, 5)]
     rows = submit_rows(seller, "us", "split-run")
     assert {sku: s for sku, (s, _, _) in rows.items()} == dict.fromkeys(MAPPED, "accepted")
+
+
+def test_a_feed_stuck_in_queue_past_its_deadline_is_cancelled_and_resent(seller, tmp_path, emulator_factory):
+    server = start_emulator(emulator_factory, seller)
+    spapi = spapi_for(server, tmp_path)
+    control(server, "POST", "/faults", json={"kind": "feed_stuck", "operation": "createFeed", "count": 1})
+    push = {"feed_threshold": 0, "poll_initial_seconds": 0.05, "poll_max_wait_seconds": 0.3, "feed_window_seconds": 1.0}
+    first = run(seller, "us", spapi, push=push)
+    assert {s for s, _, _ in submit_rows(seller, "us", first.run_id).values()} == {"pending"}
+    [(stuck_id, status)] = query(seller, "us", "SELECT feed_id, status FROM submissions")
+    assert status == "submitted"
+    second = run(seller, "us", spapi, push=push)
+    rows = submit_rows(seller, "us", second.run_id)
+    assert {sku: s for sku, (s, _, _) in rows.items()} == dict.fromkeys(MAPPED, "accepted")
+    ledger = dict(query(seller, "us", "SELECT feed_id, status FROM submissions"))
+    assert ledger.pop(stuck_id) == "cancelled" and list(ledger.values()) == ["done"]
+    client = spapi.client_for(channel_for("us").seller_id, region=channel_for("us").region)
+    assert client.get_feed(stuck_id)["processingStatus"] == "CANCELLED"
