@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from resources.spapi._exceptions import LwaError, SpApiTimeout
+from resources.spapi._exceptions import LwaError, ReauthorizationRequired, SpApiTimeout
 
 __all__ = ["TokenCache", "LwaTokenProvider", "SpApiAuth", "DEFAULT_TOKEN_URL"]
 
@@ -190,6 +190,16 @@ class LwaTokenProvider:
             if response.status_code != 200 or "access_token" not in body:
                 code = body.get("error") if isinstance(body.get("error"), str) else None
                 description = body.get("error_description") or "no access_token in the response"
+                if code == "invalid_grant" and self._refresh_token is not None:
+                    raise ReauthorizationRequired(
+                        f"LWA refused the refresh token for {what} (invalid_grant: {description}): the seller's "
+                        "authorization was revoked or has expired; the seller must re-authorize the app in Seller "
+                        "Central (Apps and Services > Manage Your Apps) and the new refresh token be configured "
+                        "(SPAPI_LWA_REFRESH_TOKEN)",
+                        operation="lwa",
+                        status=response.status_code,
+                        amazon_code=code,
+                    )
                 raise LwaError(
                     f"LWA refused a token for {what}: {code or 'error'}: {description}",
                     operation="lwa",

@@ -11,6 +11,9 @@ Every error raised by a call carries the operation, the HTTP status, Amazon's er
   per-day cap is spent); nothing was sent. `QuotaExceeded` (a `Throttled`) is Amazon's 429 after every retry.
 - `ServerError` (5xx) and `SpApiTimeout`: still failing after the bounded retries.
 - `LwaError`: Login with Amazon refused to issue a token (`error` is the OAuth code, e.g. `invalid_grant`).
+  `ReauthorizationRequired` (both an `LwaError` and an `Unauthorized`, code ``Unauthorized``) is LWA's
+  ``invalid_grant`` for a refresh token: the seller revoked the app (or the token expired or was replaced); no retry
+  can help, the seller must re-authorize and the new refresh token be configured.
 - `FeedError`: a feed ended FATAL or CANCELLED, or got stuck (see `resources.spapi.feeds`).
 
 Messages never contain tokens or secrets: the client redacts every credential it knows before raising.
@@ -30,6 +33,7 @@ __all__ = [
     "ServerError",
     "SpApiTimeout",
     "LwaError",
+    "ReauthorizationRequired",
     "FeedError",
 ]
 
@@ -123,6 +127,13 @@ class LwaError(SpApiError):
     """Login with Amazon refused a token request; `amazon_code` holds the OAuth error (``invalid_grant`` ...)."""
 
     code = "LwaError"
+
+
+class ReauthorizationRequired(LwaError, Unauthorized):
+    """LWA refused the seller's refresh token (``invalid_grant``): the authorisation was revoked, expired or replaced.
+    Callers that stop on `Unauthorized` stop here too; `amazon_code` stays ``invalid_grant``."""
+
+    code = "Unauthorized"
 
 
 class FeedError(SpApiError):

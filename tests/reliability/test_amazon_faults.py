@@ -65,11 +65,6 @@ def test_refresh_token_revoked_publishes_nothing_and_the_next_run_converges(scen
     scenario.check_all(again.run_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a revoked refresh token surfaces as LwaError 'invalid_grant' from the first "
-    "pull step; the issue asks for `Unauthorized` and a message that the seller must re-authorize",
-)
 def test_refresh_token_revoked_says_the_seller_must_reauthorize(scenario):
     scenario.start()
     revoke(scenario)

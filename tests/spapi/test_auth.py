@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from resources.spapi import LwaError, SpApiClient, Unauthorized
+from resources.spapi import LwaError, ReauthorizationRequired, SpApiClient, Unauthorized
 from tests.spapi.conftest import SELLER, US, control, credentials, listings
 
 
@@ -123,6 +123,10 @@ def test_revoked_refresh_token_raises_lwa_error(emulator, make_client) -> None:
     with pytest.raises(LwaError) as info:
         client.get_listings_item("ANY", [US])
     assert info.value.amazon_code == "invalid_grant"
+    # Also an `Unauthorized` (what the push stops on), saying what the seller has to do.
+    assert isinstance(info.value, Unauthorized) and isinstance(info.value, ReauthorizationRequired)
+    assert info.value.code == "Unauthorized"
+    assert str(info.value).startswith("Unauthorized") and "re-authorize" in str(info.value)
 
 
 def test_grantless_token_for_destinations(emulator, make_client) -> None:
