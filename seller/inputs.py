@@ -40,6 +40,12 @@ __all__ = [
 
 # Amazon's seller SKU is at most 40 characters; tabs and line breaks would corrupt the tab-delimited feeds.
 _SKU_MAX = 40
+# A SKU starting with = + or @ is a spreadsheet formula (or what a spreadsheet made of one): it would be sent to Amazon
+# as the listing's key and lands in the flat files the seller opens in Excel (CSV injection). SKU only: the other text
+# columns never reach a feed. A leading '-' is allowed (a decision): a hyphen is an ordinary SKU character and
+# refusing it would refuse real SKUs, although a spreadsheet may read '-A12' as a formula. Amazon's own SKU character
+# rules were not checked for this.
+_FORMULA_SKU = "SKU starts with =, + or @ (a spreadsheet formula?): write the SKU itself, as text"
 _MONEY = r"\d{1,13}(\.\d{1,2})?"
 _OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 _TYPED = "__typed_"  # prefix of the TRY_CAST column next to each raw text column
@@ -490,6 +496,7 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
             )
             rules.append((col.name, f"length({c}) > {_SKU_MAX}", f"SKU longer than {_SKU_MAX} characters"))
             rules.append((col.name, f"{c} <> trim({c})", "SKU has leading or trailing spaces"))
+            rules.append((col.name, f"regexp_matches({c}, '^[=+@]')", _FORMULA_SKU))
         elif col.kind == "count":
             rules.append(
                 (col.name, filled + f"regexp_full_match(trim({c}), '-\\d+')", "negative quantity (must be ≥ 0)")

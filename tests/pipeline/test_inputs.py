@@ -34,6 +34,9 @@ def test_small_seller_is_valid(small_seller, channels):
         ("master_inventory", "FBM-1,7,", '"FBM\t1",7,', 3, "sku", "tab, line break"),
         ("master_inventory", "FBM-1,7,", '"FBM\n1",7,', 3, "sku", "tab, line break"),
         ("master_inventory", "FBM-1,7,", '"FBM\x071",7,', 3, "sku", "control character"),
+        ("channel_mappings", "uk,FBA-1,", "uk,=1+1,", 8, "sku", "spreadsheet formula"),
+        ("channel_mappings", "uk,FBA-1,", "uk,+FBA-1,", 8, "sku", "spreadsheet formula"),
+        ("master_inventory", "FBM-1,7,", "@SUM(A1),7,", 3, "sku", "spreadsheet formula"),
         ("channel_mappings", "B000000002", "B0002", 3, "asin", "ASIN must be 10 characters"),
         (
             "channel_mappings",
@@ -56,6 +59,12 @@ def test_bad_value_is_reported_with_file_row_column(small_seller, channels, file
     assert match, found
     assert message in match[0]["message"]
     assert match[0]["file"] == f"{file}.csv"
+
+
+def test_a_leading_minus_in_a_sku_is_allowed(small_seller, channels):
+    # A leading '-' is an ordinary SKU character; only =, + and @ are taken for a spreadsheet formula.
+    rewrite(small_seller / "master_inventory.csv", "FBM-1,7,", "-FBM-1,7,")
+    assert problems(small_seller, "master_inventory", channels) == []
 
 
 def test_missing_column_is_a_file_level_problem(small_seller, channels):

@@ -142,11 +142,6 @@ def test_ten_megabyte_line_names_row_and_column(scenario):
     blocked_and_other_runs(scenario, [(9, "asin")])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a formula as a SKU (=1+1) is accepted without any error or warning (only "
-    "dropped because no master row matches); a formula in a numeric column is rejected",
-)
 def test_formula_as_sku_is_flagged(scenario):
     scenario.start()
     write(scenario, "channel_mappings", mappings(scenario) + b"uk,=1+1,B000000002,FBM,,10.00,25.00,,\n")
