@@ -12,8 +12,9 @@ seller's data for them is in doubt. Validation is SQL over Arrow (DuckDB), one p
 
 from __future__ import annotations
 
+import codecs
 import csv
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,7 +246,8 @@ def validated_input(
                     _problem(f"{name}.csv", 0, "", "", f"file missing: expected {name}.csv or {name}.parquet")
                 )
         else:
-            raw = _stage(con, path, problems)  # autocommit: a failed fast read must not abort the transaction
+            # autocommit: a failed fast read must not abort the transaction
+            raw = _stage(con, path, problems, set(channels))
         if raw is not None:
             present = [r[0] for r in con.execute(f"DESCRIBE {raw}").fetchall()]
             missing = [c.name for c in spec.columns if c.required and c.name not in present]
@@ -303,20 +305,22 @@ def _errors_table(problems: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(problems, schema=ERROR_SCHEMA)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, problems: list[dict]) -> str | None:
+def _stage(
+    con: duckdb.DuckDBPyConnection, path: Path, problems: list[dict], channels: Collection[str] = ()
+) -> str | None:
     """Make the file's rows available in `con` as relation `_input_raw`: every column as text plus `_row`. Returns its
     name, or None after recording a file-level problem. A well-formed CSV file is read by DuckDB's parallel reader
     into a temporary table; anything else (Parquet, a malformed or unusual CSV file) through pyarrow."""
     if path.suffix == ".csv" and _stage_csv(con, path):
         return _RAW
-    table = _read(path, problems)
+    table = _read(path, problems, channels)
     if table is None:
         return None
     con.register(_RAW, table)
     return _RAW
 
 
-def _read(path: Path, problems: list[dict]) -> pa.Table | None:
+def _read(path: Path, problems: list[dict], channels: Collection[str] = ()) -> pa.Table | None:
     """All columns as text plus `_row`, or None after recording a file-level problem."""
     if path.suffix == ".parquet":
         try:
@@ -327,7 +331,7 @@ def _read(path: Path, problems: list[dict]) -> pa.Table | None:
         columns = {n: pa.compute.cast(table.column(n), pa.string()) for n in table.column_names}
         columns["_row"] = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
         return pa.table(columns)
-    return _read_csv(path, problems)
+    return _read_csv(path, problems, channels)
 
 
 def _header(first: str) -> list[str]:
@@ -388,7 +392,7 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _read_csv(path: Path, problems: list[dict]) -> pa.Table | None:
+def _read_csv(path: Path, problems: list[dict], channels: Collection[str] = ()) -> pa.Table | None:
     data = path.read_bytes()
     if not data or data.isspace():
         problems.append(_problem(path.name, 0, "", "", "file is empty: expected a header row"))
@@ -404,13 +408,26 @@ def _read_csv(path: Path, problems: list[dict]) -> pa.Table | None:
     if dupes:
         problems.append(_problem(path.name, 1, dupes[0], "", f"duplicate column {dupes[0]!r} in the header"))
         return None
+    before = len(problems)
     try:
         table = _parse_csv(body, header, path.name, problems, threads=True)
         if table is None and not problems:
             table = _parse_csv(body, header, path.name, problems, threads=False)
     except UnicodeError:
-        return _not_utf8(path, data, problems)
+        del problems[before:]  # the rows are parsed (and their problems found) again, with the bad bytes marked
+        return _not_utf8_rows(path, data, body, header, problems, channels)
+    if table is None and not _is_utf8(data):  # pyarrow fails on a malformed row that is not UTF-8 either
+        del problems[before:]
+        return _not_utf8_rows(path, data, body, header, problems, channels)
     return table
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _not_utf8(path: Path, data: bytes, problems: list[dict]) -> None:
@@ -421,6 +438,54 @@ def _not_utf8(path: Path, data: bytes, problems: list[dict]) -> None:
         value = repr(data[exc.start : exc.start + 8])
         problems.append(_problem(path.name, line, "", value, "not UTF-8 text (save the file as UTF-8)"))
     return None
+
+
+# Each byte that is not UTF-8 becomes this marker while a non-UTF-8 file is parsed (one not in the file's own text).
+_MARKERS = ("\ufffd", *(chr(c) for c in range(0xE000, 0xE100)))
+
+
+def _not_utf8_rows(
+    path: Path, data: bytes, body: memoryview, header: list[str], problems: list[dict], channels: Collection[str]
+) -> pa.Table | None:
+    """A file whose header is UTF-8 but some records are not: each such record is a problem naming its row and the
+    (first) column holding the bad byte, scoped to the record's channel when its `channel` field is a configured
+    channel (else every channel); the other records are read as usual. Without a usable marker (absurd), the whole
+    file is rejected with the first bad line, as before."""
+    before = len(problems)
+    marker = next((m for m in _MARKERS if m.encode() not in data), None)
+    if marker is None:
+        return _not_utf8(path, data, problems)
+    name = f"sales_channel_not_utf8_{ord(marker):x}"
+    try:
+        codecs.lookup_error(name)
+    except LookupError:
+        codecs.register_error(name, lambda exc, m=marker: (m * (exc.end - exc.start), exc.end))
+    text = bytes(body).decode("utf-8", errors=name).encode("utf-8")
+    table = _parse_csv(memoryview(text), header, path.name, problems, threads=True)
+    if table is None and len(problems) == before:
+        table = _parse_csv(memoryview(text), header, path.name, problems, threads=False)
+    if table is None:
+        return None
+    bad = pa.array(np.zeros(table.num_rows, dtype=bool))
+    for column in header:
+        bad = pa.compute.or_(bad, pa.compute.match_substring(table.column(column), marker))
+    flagged = table.filter(bad)
+    for record in flagged.to_pylist():
+        column = next(c for c in header if marker in record[c])
+        owner = (record.get("channel") or "").strip()
+        channel = owner if "channel" in header and marker not in owner and owner in channels else None
+        value = record[column].replace(marker, "\ufffd")[:80]
+        problems.append(
+            _problem(
+                path.name,
+                record["_row"],
+                column,
+                value,
+                "not UTF-8 text (save the file as UTF-8)",
+                channel,
+            )
+        )
+    return table.filter(pa.compute.invert(bad))
 
 
 def _parse_csv(body: memoryview, header: list[str], file: str, problems: list[dict], threads: bool) -> pa.Table | None:

@@ -110,6 +110,17 @@ def test_non_utf8_file_names_the_line(small_seller, channels):
     assert [(p["row"], p["message"]) for p in found] == [(8, "not UTF-8 text (save the file as UTF-8)")]
 
 
+def test_a_non_utf8_byte_names_row_and_column_and_blocks_only_its_channel(small_seller, channels):
+    path = small_seller / "channel_mappings.csv"
+    path.write_bytes(path.read_bytes() + b"uk,FBM-1,B000000002,FBM,,10.00,25.00,,caf\xe9\nxx,A\xe9,B000000002\n")
+    loaded = load_input("channel_mappings", small_seller, channels)
+    found = sorted((p["row"], p["column"], p["channel"]) for p in loaded.errors.to_pylist())
+    # The second bad record also has too few fields: it is named once, for every channel (no readable channel).
+    assert found[0] == (9, "undercut_percent", "uk") and [r for r, _, _ in found] == [9, 10], found
+    assert loaded.errors_for("us").to_pylist() == [p for p in loaded.errors.to_pylist() if p["channel"] is None]
+    assert loaded.valid.num_rows == 7
+
+
 def test_missing_required_file_and_optional_file(small_seller, channels):
     (small_seller / "master_inventory.csv").unlink()
     (small_seller / "fba_inventory.csv").unlink()

@@ -116,11 +116,6 @@ def test_empty_file_blocks_every_channel(scenario):
     scenario.check_secrets()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Latin-1 byte is reported with its row but no column (input_errors.column "
-    "is empty), and it blocks every channel, not only the row's channel (uk)",
-)
 def test_latin1_byte_names_row_and_column(scenario):
     scenario.start()
     write(scenario, "channel_mappings", mappings(scenario) + b"uk,FBM-1,B000000002,FBM,,10.00,25.00,,caf\xe9\n")
