@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
 
 # Amazon's seller SKU is at most 40 characters; tabs and line breaks would corrupt the tab-delimited feeds.
 _SKU_MAX = 40
+_SHOWN = 200  # characters of an offending value kept in input_errors
 # A SKU starting with = + or @ is a spreadsheet formula (or what a spreadsheet made of one): it would be sent to Amazon
 # as the listing's key and lands in the flat files the seller opens in Excel (CSV injection). SKU only: the other text
 # columns never reach a feed. A leading '-' is allowed (a decision): a hyphen is an ordinary SKU character and
@@ -491,6 +492,7 @@ def _not_utf8_rows(
 def _parse_csv(body: memoryview, header: list[str], file: str, problems: list[dict], threads: bool) -> pa.Table | None:
     """Parse the CSV body; with `threads` it gives up (None) at the first malformed row, whose number it can't know."""
     skipped: list[int] = []
+    found: list[dict] = []
     malformed = False
 
     def bad_row(row: pacsv.InvalidRow) -> str:
@@ -499,7 +501,7 @@ def _parse_csv(body: memoryview, header: list[str], file: str, problems: list[di
             malformed = True
             return "skip"
         skipped.append(row.number)
-        problems.append(
+        found.append(
             _problem(
                 file,
                 row.number or 0,
@@ -511,21 +513,21 @@ def _parse_csv(body: memoryview, header: list[str], file: str, problems: list[di
         return "skip"
 
     try:
-        table = pacsv.read_csv(
-            pa.BufferReader(pa.py_buffer(body)),
-            read_options=pacsv.ReadOptions(use_threads=threads, column_names=header, skip_rows=1),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=bad_row),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        try:
+            table = _pyarrow_csv(body, header, threads, bad_row, block_size=1 << 20)
+        except pa.ArrowInvalid as exc:
+            # A row longer than pyarrow's block (1 MB) "straddles two block boundaries": read the file as one block.
+            if "straddl" not in str(exc):
+                raise
+            skipped.clear()
+            found.clear()
+            table = _pyarrow_csv(body, header, threads, bad_row, block_size=len(body) + 1)
     except pa.ArrowInvalid as exc:
         if "utf8" in str(exc).lower():
             raise UnicodeError(str(exc)) from None
         problems.append(_problem(file, 0, "", "", f"not a readable CSV file: {exc}"))
         return None
+    problems.extend(found)
     if malformed:
         return None
     # Row numbers count the header as row 1, skipping the rows that could not be parsed.
@@ -534,6 +536,26 @@ def _parse_csv(body: memoryview, header: list[str], file: str, problems: list[di
     if skipped:
         numbers = numbers[~np.isin(numbers, np.array(skipped, dtype=np.int64))]
     return table.append_column("_row", pa.array(numbers))
+
+
+def _pyarrow_csv(
+    body: memoryview, header: list[str], threads: bool, bad_row: Callable[[pacsv.InvalidRow], str], block_size: int
+) -> pa.Table:
+    return pacsv.read_csv(
+        pa.BufferReader(pa.py_buffer(body)),
+        read_options=pacsv.ReadOptions(use_threads=threads, column_names=header, skip_rows=1, block_size=block_size),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=bad_row),
+        convert_options=pacsv.ConvertOptions(
+            column_types={h: pa.string() for h in header},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _shown(column: str) -> str:
+    """A bad value as recorded in input_errors: at most `_SHOWN` characters (a 10 MB cell stays readable)."""
+    return f'left("{column}", {_SHOWN})'
 
 
 def _create_empty(con: duckdb.DuckDBPyConnection, spec: InputSpec, table: str) -> None:
@@ -691,7 +713,7 @@ def _validate(
             f'WHERE _row IN (SELECT _row FROM "{table}" WHERE _bad)'
         )
         checks = [
-            f'SELECT _row AS row, \'{column}\' AS "column", "{column}" AS value, {_literal(message)} AS message, '
+            f"SELECT _row AS row, '{column}' AS \"column\", {_shown(column)} AS value, {_literal(message)} AS message, "
             f"_channel FROM {_FLAGGED} WHERE {condition}"
             for column, condition, message in rules
         ]

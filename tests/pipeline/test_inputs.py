@@ -239,3 +239,11 @@ def test_channel_scoped_validation_reports_what_whole_file_validation_reports(sm
         assert table.to_pylist() == [r for r in whole.valid.to_pylist() if r["channel"] == channel]
         assert scoped.rows == table.num_rows
         con.close()
+
+
+def test_a_line_longer_than_a_parse_block_is_named_with_its_row_and_column(small_seller, channels):
+    # pyarrow reads in 1 MB blocks; a 2 MB value used to surface as "straddling object" at row 0.
+    path = small_seller / "channel_mappings.csv"
+    path.write_bytes(path.read_bytes() + b"uk,FBM-1," + b"B" * 2_000_000 + b",FBM,,10.00,25.00,,\n")
+    found = problems(small_seller, "channel_mappings", channels)
+    assert [(p["row"], p["column"], p["channel"], len(p["value"])) for p in found] == [(9, "asin", "uk", 200)]
