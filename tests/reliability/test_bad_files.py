@@ -124,11 +124,6 @@ def test_latin1_byte_names_row_and_column(scenario):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 10 MB single line is reported as row 0 without a column, with DuckDB's "
-    "'straddling object straddles two block boundaries' as the message, and blocks every channel",
-)
 def test_ten_megabyte_line_names_row_and_column(scenario):
     scenario.start()
     line = b"uk,FBM-1," + b"B" * 10_000_000 + b",FBM,,10.00,25.00,,\n"
