@@ -45,6 +45,23 @@ _OPEN = ("recorded", "submitted")
 _OUTCOME_SCHEMA = pa.schema(
     [("sku", pa.string()), ("status", pa.string()), ("code", pa.string()), ("message", pa.string())]
 )
+_SENT_SCHEMA = pa.schema(
+    [
+        ("sku", pa.string()),
+        ("asin", pa.string()),
+        ("fulfillment", pa.string()),
+        ("price_minor", pa.int64()),
+        ("min_minor", pa.int64()),
+        ("max_minor", pa.int64()),
+        ("quantity", pa.int64()),
+        ("handling_time_days", pa.int64()),
+        ("via", pa.string()),
+    ]
+)
+_PUBLISH = (
+    "INSERT OR REPLACE INTO published_state SELECT sku, asin, price_minor, min_minor, max_minor, quantity, "
+    "handling_time_days, via, $run_id, $now FROM push_sent"
+)
 
 
 @dataclass(frozen=True)
@@ -148,12 +165,24 @@ class Push:
     def run(self, updates: str) -> PushSummary:
         ensure_tables(self.con)
         self._resume()
-        open_skus = _rows(
-            self.con,
-            "SELECT DISTINCT i.sku FROM submission_items i JOIN submissions s USING (submission_id) "
-            "WHERE s.status IN ('recorded', 'submitted')",
-        )
-        exclude = pa.table({"sku": pa.array([*self.outcomes, *(r["sku"] for r in open_skus)], pa.string())})
+        # What a resumed feed got accepted is Amazon's state now: the baseline for this run's change detection, so
+        # unchanged SKUs are not sent again and values computed since a crash go out in this same run.
+        self.con.register("push_sent", self._confirmed())
+        self.con.execute(_PUBLISH, {"run_id": self.run_id, "now": self.now})
+        self.con.unregister("push_sent")
+        finished = {submission_id for submission_id, _, _ in self.finished}  # marked done only when written
+        open_skus = [
+            row
+            for row in _rows(
+                self.con,
+                "SELECT DISTINCT i.sku, i.submission_id FROM submission_items i JOIN submissions s "
+                "USING (submission_id) WHERE s.status IN ('recorded', 'submitted')",
+            )
+            if row["submission_id"] not in finished
+        ]
+        # A resumed feed's rejected SKUs keep their outcome for this run; its open ones wait for their feed.
+        settled = [sku for sku, outcome in self.outcomes.items() if outcome.status not in ("accepted", "warning")]
+        exclude = pa.table({"sku": pa.array([*settled, *(r["sku"] for r in open_skus)], pa.string())})
         self.con.register("push_exclude", exclude)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE push_changed AS {changed_offers_sql(updates, 'push_exclude')}")
         # Never send a price outside the seller's floor and ceiling (pricing clamps; this is the last guard).
@@ -483,43 +512,28 @@ class Push:
         return "; ".join(problems) or None
 
     # -- recording --------------------------------------------------------------------------------------------------
+    def _confirmed(self) -> pa.Table:
+        """The values Amazon accepted this run (every SKU sent with an `accepted` or `warning` outcome)."""
+        rows = [
+            {k: v for k, v in row.items() if k != "message_id"}
+            for sku, row in self.sent.items()
+            if self.outcomes.get(sku, Outcome(sku, "")).status in ("accepted", "warning")
+        ]
+        return pa.Table.from_pylist(rows, schema=_SENT_SCHEMA)
+
     def _write(self, updates: str) -> None:
         outcomes = pa.Table.from_pylist(
             [{"sku": o.sku, "status": o.status, "code": o.code, "message": o.message} for o in self.outcomes.values()],
             schema=_OUTCOME_SCHEMA,
         )
-        sent_rows = [
-            {k: v for k, v in row.items() if k != "message_id"}
-            for sku, row in self.sent.items()
-            if self.outcomes.get(sku, Outcome(sku, "")).status in ("accepted", "warning")
-        ]
-        sent = pa.Table.from_pylist(
-            sent_rows,
-            schema=pa.schema(
-                [
-                    ("sku", pa.string()),
-                    ("asin", pa.string()),
-                    ("fulfillment", pa.string()),
-                    ("price_minor", pa.int64()),
-                    ("min_minor", pa.int64()),
-                    ("max_minor", pa.int64()),
-                    ("quantity", pa.int64()),
-                    ("handling_time_days", pa.int64()),
-                    ("via", pa.string()),
-                ]
-            ),
-        )
+        sent = self._confirmed()
         self.con.register("push_outcomes", outcomes)
         self.con.register("push_sent", sent)
         params = {"channel": self.channel.name, "run_id": self.run_id, "now": self.now}
         self.con.execute("BEGIN")
         for submission_id, status, processing in self.finished:
             self._set_status(submission_id, status, processing)
-        self.con.execute(
-            "INSERT OR REPLACE INTO published_state SELECT sku, asin, price_minor, min_minor, max_minor, quantity, "
-            "handling_time_days, via, $run_id, $now FROM push_sent",
-            {"run_id": self.run_id, "now": self.now},
-        )
+        self.con.execute(_PUBLISH, {"run_id": self.run_id, "now": self.now})
         self.con.execute(
             "DELETE FROM published_state WHERE sku IN (SELECT sku FROM push_outcomes WHERE status = 'not_applied')"
         )

@@ -78,12 +78,6 @@ def test_sigkill_at_push_boundary_then_resume(scenario, kill_at, ledger_after_ki
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync.push excludes the SKUs of a resumed feed from this run's change detection: when their computed "
-    "values changed since the killed run (here the pull of Amazon's offers), the resuming run reports them `accepted` "
-    "for the old values and only the run after converges (invariant 5 needs one more run)",
-)
 def test_sigkill_then_resume_with_values_changed_in_between(scenario):
     scenario.start()
     prepared = scenario.run(push={"offline": True}, ops=OFFLINE)  # file-only prices: Amazon's offers not pulled yet
