@@ -113,9 +113,11 @@ class Scenario:
         assert self.tap is not None
         self._held(1, lambda: inv.nothing_submitted(self.data, channel, self.tap, MARKETPLACE[channel]))
 
-    def check_bounds(self, channel: str = "us") -> int:
+    def check_bounds(self, channel: str = "us", since: int | None = None) -> int:
+        """Invariant 2 for what reached Amazon since the last check (or since exchange `since`)."""
         assert self.tap is not None
-        since, self._bounds_mark = self._bounds_mark, len(self.tap.exchanges)
+        mark, self._bounds_mark = self._bounds_mark, len(self.tap.exchanges)
+        since = mark if since is None else since
         return self._held(2, lambda: inv.within_bounds(self.data, channel, self.tap, MARKETPLACE[channel], since))
 
     def check_no_double(self) -> None:

@@ -2,7 +2,8 @@
 processes against ONE emulator, with Amazon's rate limits scaled ×5 (so getItemOffersBatch allows one request per
 2 s per seller: the three runs must share it) and one SP-API `state_dir` (the client's shared token buckets).
 Asserted: all three runs succeed (no DuckDB lock failure), zero 429s (the emulator's own count through the wiretap
-and each run's `spapi/total/throttled`), and invariants 1, 2, 3 and 6 for every channel."""
+and each run's `spapi/total/throttled`), and invariants 1, 2, 3 and 6 for every channel. Each run also reads the
+seller's shared notification store (`reservations`, one open FBM order per channel) at the same moment."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from pipelines.partitions import CHANNELS as PIPELINE_CHANNELS
 from pipelines.resources import EMULATOR_DEFAULTS
 from resources.spapi.operations import OPERATIONS
+from resources.warehouse import Warehouse
+from sync.notifications import Received, prepare_batch, store_batch
+from tests.notifications.helpers import order_change
+from tests.sync.helpers import MARKETPLACE, query
 
 REPO = Path(__file__).resolve().parents[2]
 CHANNELS = ("us", "uk", "de")
@@ -39,6 +46,7 @@ from pathlib import Path
 import dagster as dg
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
+from assets.orders import reservations
 from tests.sync.helpers import ALL_ASSETS
 
 data, channel, ready, go = sys.argv[1:5]
@@ -48,7 +56,7 @@ while not Path(go).exists():
     time.sleep(0.01)
 config = {"poll_initial_seconds": 0.05, "feed_window_seconds": 1.0}
 result = dg.materialize(
-    ALL_ASSETS,
+    [reservations, *ALL_ASSETS],
     partition_key=channel,
     resources={"warehouse": Warehouse(data_dir=data), "spapi": spapi},
     run_config={"ops": {"listings_submission": {"config": config}}},
@@ -82,10 +90,31 @@ def spapi_fields(scenario, state_dir: Path) -> dict:
     }
 
 
+def open_orders(scenario) -> None:
+    """The seller's notification store with one open FBM order per channel: every run's `reservations` reads it (the
+    three processes open it at once, read-only) and subtracts it before its push."""
+    written = time.time() - 7200  # the master file was written before the orders were placed
+    os.utime(scenario.data / "master_inventory.csv", (written, written))
+    placed = datetime.now(UTC) - timedelta(hours=1)
+    messages = [
+        Received(
+            f"m-{channel}",
+            f"h-{channel}",
+            json.dumps(order_change(f"555-{channel}", "Unshipped", placed.isoformat(), [("FBM-1", 2)], market=market)),
+        )
+        for channel, market in MARKETPLACE.items()
+    ]
+    batch = prepare_batch(messages, PIPELINE_CHANNELS, datetime.now(UTC))
+    assert not batch.rows["dead_letters"], batch.rows["dead_letters"]
+    with Warehouse(data_dir=str(scenario.data)).connect_notifications() as con:
+        assert len(store_batch(con, batch)) == 3
+
+
 def start_three(scenario, shared: bool) -> dict[str, dict]:
     """The three channel runs at once; returns channel → the child's outcome."""
     mappings = scenario.data / "channel_mappings.csv"
     mappings.write_text(mappings.read_text(encoding="utf-8") + EXTRA_MAPPINGS, encoding="utf-8")
+    open_orders(scenario)
     scenario.start(rate_scale=RATE_SCALE)
     scenario.note_fault(
         f"3 processes (us, uk, de) at once; rates ×{RATE_SCALE:g}; {'one state_dir' if shared else 'a state_dir each'}"
@@ -143,9 +172,10 @@ def test_three_channels_of_one_seller_at_once(scenario):
     offers = scenario.tap.calls("getItemOffersBatch")
     assert len(offers) >= 3, "the three runs did not all ask for offers"
     for channel, outcome in outcomes.items():
+        reserved = query(scenario.data, channel, "SELECT sku, reserved_quantity FROM reservations")
+        assert reserved == [("FBM-1", 2)], (channel, reserved)
         scenario.check_final_status(outcome["run_id"], channel)
-        scenario._bounds_mark = 0  # every channel checks all it was sent (invariant 2 filters by marketplace)
-        scenario.check_bounds(channel)
+        scenario.check_bounds(channel, since=0)  # all three runs' requests (invariant 2 filters by marketplace)
         scenario.retried[outcome["run_id"]] = int(outcome["meta"].get("spapi/total/retried") or 0)
     scenario.check_no_double()
     scenario.check_secrets()
