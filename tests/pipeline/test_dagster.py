@@ -126,6 +126,8 @@ def test_two_channels_materialize_concurrently_through_the_cli(small_seller, tmp
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }
     (tmp_path / "dagster_home").mkdir()
+    # Create the instance's SQLite storage once: two processes creating it at the same moment race in its migration.
+    dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")).dispose()
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
     command += ["--config-json", json.dumps({"ops": OFFLINE})]
     procs = {
