@@ -10,7 +10,7 @@ import duckdb
 from assets.metadata import file_metadata
 from feeds.files import replace_dir_atomic
 from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY, write_flat_file
-from feeds.listings_json import FEED_TYPE, listings_feed_documents
+from feeds.listings_json import FEED_TYPE, document_name, listings_feed_documents
 from feeds.updates import offer_updates
 from pipelines.partitions import channel_for, channel_partitions
 from resources.warehouse import Warehouse
@@ -99,7 +99,7 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
         )
         for number, (data, count) in enumerate(documents, start=1):
             messages += count
-            yield f"{FEED_TYPE}-{number:04d}.json", data
+            yield document_name(number), data
 
     with warehouse.connect(channel.name) as con:
         publishable_updates(con, channel.name)

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["FEED_TYPE", "MAX_MESSAGES", "listings_feed_documents"]
+__all__ = ["FEED_TYPE", "MAX_MESSAGES", "document_name", "listings_feed_documents"]
 
 FEED_TYPE = "JSON_LISTINGS_FEED"
 MAX_MESSAGES = 25_000
@@ -35,6 +35,11 @@ _MESSAGE = """
              || coalesce(',"lead_time_to_ship_max_days":' || handling_time_days, '') || '}]}' END
 || ']}'
 """
+
+
+def document_name(number: int) -> str:
+    """The file name of the `number`-th document (from 1) of a channel's feed: JSON_LISTINGS_FEED-0001.json."""
+    return f"{FEED_TYPE}-{number:04d}.json"
 
 
 def listings_feed_documents(

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from feeds.flat_files import write_flat_file
-from feeds.listings_json import listings_feed_documents
+from feeds.listings_json import document_name, listings_feed_documents
 from feeds.updates import offer_updates
 from pricing.buybox import buybox_prices
 from pricing.money import install_money_macros
@@ -56,5 +56,5 @@ def documents(con, channel: Channel) -> dict[str, bytes]:
         decimals=channel.decimals,
     )
     for i, (data, _) in enumerate(docs, start=1):
-        out[f"JSON_LISTINGS_FEED-{i:04d}.json"] = data
+        out[document_name(i)] = data
     return out
