@@ -4,7 +4,8 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install test demo ui emulator reliability lint bench bench-emulator bench-throttle bench-sync clean
+.PHONY: install test test-deploy postgres up down status demo ui emulator reliability lint bench bench-emulator \
+	bench-throttle bench-sync bench-warehouse clean
 
 # A venv when python3 has one; else (Debian without python3-venv) pip's --target with a link to its uv binary.
 $(CURDIR)/.tools/bin/uv:
@@ -21,6 +22,25 @@ install: .venv/.synced
 test: install
 	$(RUN) ruff check .
 	$(RUN) pytest -m "not slow"
+
+# The production-like stack needs PostgreSQL's server binaries: Debian's package, installed when missing.
+postgres:
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# Postgres on 127.0.0.1 + the instance of deploy/dagster.yaml + a live dagster-daemon (a few minutes).
+test-deploy: install postgres
+	$(RUN) pytest -m slow tests/deploy
+
+up: install postgres
+	$(RUN) python -m deploy.stack up
+
+down: install
+	$(RUN) python -m deploy.stack down
+
+status: install
+	$(RUN) python -m deploy.stack status
 
 demo: install
 	$(RUN) python -m pipelines.demo
@@ -52,4 +72,4 @@ bench-sync: install
 	$(RUN) python -m bench.sync
 
 clean:
-	rm -rf .demo .venv .tools .pytest_cache
+	rm -rf .demo .deploy .venv .tools .pytest_cache

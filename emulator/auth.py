@@ -70,6 +70,7 @@ class TokenStore:
     seller_id: str
     access: dict[str, AccessToken] = field(default_factory=dict)
     revoked_refresh: set[str] = field(default_factory=set)
+    sellers: tuple[str, ...] = ()  # every seller of the channels config (state saved before it had this: first only)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -82,6 +83,16 @@ class TokenStore:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def seller_for(self, refresh: str) -> str | None:
+        """The seller a refresh token authorizes: the configured token is the first seller's; every seller of the
+        channels config also has its own, `<refresh token>-<seller id>` (one authorization per seller, as on
+        Amazon)."""
+        if refresh == self.credentials.refresh_token:
+            return self.seller_id
+        prefix = self.credentials.refresh_token + "-"
+        seller = refresh[len(prefix) :] if refresh.startswith(prefix) else None
+        return seller if seller in (getattr(self, "sellers", ()) or (self.seller_id,)) else None
 
     # --- the token endpoint -------------------------------------------------------------------------------------
     def grant(self, body: bytes, content_type: str, clock: Clock) -> dict:
@@ -99,9 +110,10 @@ class TokenStore:
             refresh = fields.get("refresh_token")
             if not refresh:
                 raise LwaError("invalid_request", "The request is missing a required parameter : refresh_token")
-            if refresh != self.credentials.refresh_token or refresh in self.revoked_refresh:
+            seller = self.seller_for(refresh)
+            if seller is None or refresh in self.revoked_refresh:
                 raise LwaError("invalid_grant", "The request has an invalid grant parameter : refresh_token")
-            token = self._issue("seller", self.seller_id, (), now, refresh)
+            token = self._issue("seller", seller, (), now, refresh)
             return {
                 "access_token": token.token,
                 "refresh_token": refresh,

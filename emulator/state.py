@@ -212,8 +212,8 @@ class EmulatorState:
         self.delivery = SqsDelivery(sqs_endpoint) if sqs_endpoint else None
         self.notification_log: list[dict[str, Any]] = []
         self.dirty = False
-        first_seller = next(iter(channels.values())).seller_id
-        self.store = Store(channels=channels, tokens=TokenStore(credentials, first_seller), gated=gated)
+        sellers = tuple(dict.fromkeys(c.seller_id for c in channels.values()))
+        self.store = Store(channels=channels, tokens=TokenStore(credentials, sellers[0], sellers=sellers), gated=gated)
         self._by_asin: dict[tuple[str, str], set[tuple[str, str]]] = {}
         from emulator.control import Faults
 
@@ -240,6 +240,7 @@ class EmulatorState:
             )
             return False
         store.tokens.credentials = self.store.tokens.credentials  # credentials come from this run's environment
+        store.tokens.sellers = tuple(dict.fromkeys((*getattr(store.tokens, "sellers", ()), *self.store.tokens.sellers)))
         self.store = store
         if store.clock_now > self.clock.now():
             self.clock.advance(store.clock_now - self.clock.now())

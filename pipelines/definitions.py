@@ -17,6 +17,7 @@ from assets.orders import reservations
 from assets.prices import buybox_prices
 from assets.publish import listings_submission
 from assets.shipments import shipment_confirmations
+from pipelines.enablement import enable_channel
 from pipelines.jobs import channel_pipeline_job, inventory_job, notification_setup_job, prices_job
 from pipelines.resources import resources
 from pipelines.schedules import SCHEDULES
@@ -27,7 +28,7 @@ ALL_ASSETS += [reservations, shipment_confirmations]  # notifications and orders
 
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, notification_subscriptions],
-    jobs=[create_listing_job, channel_pipeline_job, inventory_job, prices_job, notification_setup_job],
+    jobs=[enable_channel, create_listing_job, channel_pipeline_job, inventory_job, prices_job, notification_setup_job],
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources=resources(),

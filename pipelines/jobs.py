@@ -1,15 +1,29 @@
-"""Jobs and schedules over the channel partitions."""
+"""Jobs over the channel partitions. Every run of a channel is tagged with its seller and its seller × region (from
+the partition, so schedules, sensors, backfills and UI launches all carry them): the run queue's tag limits use
+`seller_region` to keep one sync run per seller and region, since Amazon's rate limits are per seller and region."""
 
 import dagster as dg
 
-from pipelines.partitions import channel_partitions
+from pipelines.partitions import channel_for, channel_partitions
 
-__all__ = ["channel_pipeline_job", "inventory_job", "prices_job", "notification_setup_job"]
+__all__ = ["channel_pipeline_job", "channel_run_tags", "inventory_job", "prices_job", "notification_setup_job"]
+
+
+def channel_run_tags(partition_key: str) -> dict[str, str]:
+    channel = channel_for(partition_key)
+    return {"seller": channel.seller_id, "seller_region": f"{channel.seller_id}-{channel.region}"}
+
+
+_PER_CHANNEL = dg.PartitionedConfig(
+    partitions_def=channel_partitions,
+    run_config_for_partition_key_fn=lambda _key: {},
+    tags_for_partition_key_fn=channel_run_tags,
+)
 
 channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets("notification_subscriptions"),
-    partitions_def=channel_partitions,
+    config=_PER_CHANNEL,
     description="Validate inputs, reconcile stock, price and write every feed document for one channel.",
 )
 
@@ -19,7 +33,7 @@ inventory_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         "master_inventory", "channel_mappings", "fba_inventory", "reservations", "shipment_confirmations"
     ).downstream(),
-    partitions_def=channel_partitions,
+    config=_PER_CHANNEL,
     description="Refresh stock for one channel: inputs, FBA figures, open-order reservations, reconcile and push.",
 )
 
@@ -27,14 +41,13 @@ inventory_job = dg.define_asset_job(
 prices_job = dg.define_asset_job(
     "prices_job",
     selection=dg.AssetSelection.assets("competitor_prices").downstream(),
-    partitions_def=channel_partitions,
+    config=_PER_CHANNEL,
     description="Refresh competitor offers and reprice one channel, then write and push the price feeds.",
 )
 
 notification_setup_job = dg.define_asset_job(
     "notification_setup_job",
     selection=dg.AssetSelection.assets("notification_subscriptions"),
-    partitions_def=channel_partitions,
+    config=_PER_CHANNEL,
     description="Create the seller's SQS queue, SP-API destination and subscriptions for a channel (idempotent).",
 )
-

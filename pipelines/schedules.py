@@ -1,46 +1,55 @@
-"""The three cadences, one run per configured channel each: prices every 15 minutes, inventory hourly, the full
-pipeline daily. Every run is tagged `seller=<seller_id>` (for run-queue tag limits) and keyed by time and channel, so
-a tick that is retried never launches a second run.
+"""The three cadences, one run per enabled channel each: prices every 15 minutes, inventory hourly, the full pipeline
+daily. Runs carry the channel's `seller` and `seller_region` tags (from the partition, see `pipelines.jobs`) and are
+keyed by time and channel, so a tick that is retried never launches a second run. A channel is scheduled only once
+an `enable_channel` run has checked it (`pipelines.enablement`).
 
-Concurrency (see dagster-notes §7): steps that call SP-API run in pool `spapi` (`dagster instance concurrency set
-spapi N`); pools are fixed per definition, so a pool cannot be per seller: per-seller fairness comes from the run
-queue's tag limit on `seller` (dagster.yaml `tag_concurrency_limits`, queued runs only: schedules, sensors, backfills
-and UI launches, not `dagster asset materialize`), and Amazon's request rates from the SP-API resource's shared
-token buckets.
+Each cadence can be changed without a code change: `SALES_CHANNEL_PRICES_CRON`, `SALES_CHANNEL_INVENTORY_CRON` and
+`SALES_CHANNEL_FULL_CRON` (cron syntax, read when the code location loads).
+
+Concurrency (see dagster-notes §7): steps that call SP-API run in pool `spapi`; pools are fixed per definition, so
+per-seller fairness comes from the run queue's tag limit on `seller_region` (deploy/dagster.yaml; queued runs only:
+schedules, sensors, backfills and UI launches, not `dagster asset materialize`), and Amazon's request rates from the
+SP-API resource's shared token buckets.
 """
 
+import os
 from collections.abc import Iterator
 
 import dagster as dg
 
+from pipelines.enablement import enabled_channels
 from pipelines.jobs import channel_pipeline_job, inventory_job, prices_job
 from pipelines.partitions import CHANNELS
 
 __all__ = ["SCHEDULES", "channel_pipeline_schedule", "inventory_schedule", "prices_schedule"]
 
 
-def _fan_out(context: dg.ScheduleEvaluationContext, job: str) -> Iterator[dg.RunRequest]:
+def _fan_out(context: dg.ScheduleEvaluationContext, job: str) -> Iterator[dg.RunRequest | dg.SkipReason]:
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
-    for name, channel in CHANNELS.items():
-        yield dg.RunRequest(
-            run_key=f"{job}-{stamp}-{name}",
-            partition_key=name,
-            tags={"seller": channel.seller_id, "trigger": "schedule"},
-        )
+    enabled = enabled_channels(context.instance)
+    due = [name for name in CHANNELS if name in enabled]
+    if not due:
+        yield dg.SkipReason(f"no enabled channel among {', '.join(CHANNELS)}: run the enable_channel job for each")
+    for name in due:
+        yield dg.RunRequest(run_key=f"{job}-{stamp}-{name}", partition_key=name, tags={"trigger": "schedule"})
+
+
+def _cron(env: str, default: str) -> str:
+    return os.environ.get(env) or default
 
 
 @dg.schedule(
-    cron_schedule="*/15 * * * *",
+    cron_schedule=_cron("SALES_CHANNEL_PRICES_CRON", "*/15 * * * *"),
     job=prices_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: competitor offers, Buy Box prices and the price push, per channel.",
+    description="Every 15 minutes: competitor offers, Buy Box prices and the price push, per enabled channel.",
 )
 def prices_schedule(context: dg.ScheduleEvaluationContext):
     yield from _fan_out(context, prices_job.name)
 
 
 @dg.schedule(
-    cron_schedule="5 * * * *",
+    cron_schedule=_cron("SALES_CHANNEL_INVENTORY_CRON", "5 * * * *"),
     job=inventory_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Hourly (at :05): inputs, FBA stock, reservations, reconcile, push and shipment confirmations.",
@@ -50,10 +59,10 @@ def inventory_schedule(context: dg.ScheduleEvaluationContext):
 
 
 @dg.schedule(
-    cron_schedule="30 3 * * *",
+    cron_schedule=_cron("SALES_CHANNEL_FULL_CRON", "30 3 * * *"),
     job=channel_pipeline_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily (03:30): the full reconcile, every asset of every channel.",
+    description="Daily (03:30): the full reconcile, every asset of every enabled channel.",
 )
 def channel_pipeline_schedule(context: dg.ScheduleEvaluationContext):
     yield from _fan_out(context, channel_pipeline_job.name)

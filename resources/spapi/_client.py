@@ -697,6 +697,10 @@ class SpApiClient(FeedsMixin):
         self.call("confirmShipment", path={"orderId": order_id}, body=body)
 
     # -- Notifications ---------------------------------------------------------------------------------------------
+    def get_marketplace_participations(self) -> list[dict[str, Any]]:
+        """getMarketplaceParticipations: the marketplaces the seller's authorization covers (``payload``)."""
+        return list(self.call("getMarketplaceParticipations").data.get("payload") or [])
+
     def create_destination(self, name: str, sqs_arn: str) -> dict[str, Any]:
         """createDestination (grantless) for an SQS queue; returns the ``payload`` (``destinationId`` ...)."""
         body = {"name": name, "resourceSpecification": {"sqs": {"arn": sqs_arn}}}

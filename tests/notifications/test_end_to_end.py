@@ -18,7 +18,6 @@ from assets.notifications import SqsSettings, enable_channel, notification_subsc
 from assets.orders import reservations
 from assets.shipments import shipment_confirmations
 from pipelines.partitions import CHANNELS
-from pipelines.schedules import channel_pipeline_schedule, inventory_schedule, prices_schedule
 from pipelines.sensors import sqs_notifications_sensor
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
@@ -251,19 +250,3 @@ def test_shipments_are_confirmed_once(server, data_dir, tmp_path):
     assert query(data_dir, "us", "SELECT value FROM input_errors WHERE input = 'shipments'") == [("not-an-order",)]
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed
-
-
-def test_schedules_fan_out_per_channel_with_seller_tags():
-    when = datetime(2026, 11, 29, 10, 15, tzinfo=UTC)
-    for schedule, job in (
-        (prices_schedule, "prices_job"),
-        (inventory_schedule, "inventory_job"),
-        (channel_pipeline_schedule, "channel_pipeline_job"),
-    ):
-        requests = list(schedule(dg.build_schedule_context(scheduled_execution_time=when)))
-        assert [r.partition_key for r in requests] == list(CHANNELS)
-        assert {r.tags["seller"] for r in requests} == {c.seller_id for c in CHANNELS.values()}
-        assert requests[0].run_key == f"{job}-2026-11-29T10:15-us"
-    assert prices_schedule.cron_schedule == "*/15 * * * *"
-    assert inventory_schedule.cron_schedule == "5 * * * *"
-    assert channel_pipeline_schedule.cron_schedule == "30 3 * * *"
