@@ -1,7 +1,7 @@
 """The three cadences, one run per enabled channel each: prices every 15 minutes, inventory hourly, the full pipeline
 daily. Runs carry the channel's `seller` and `seller_region` tags (from the partition, see `pipelines.jobs`) and are
 keyed by time and channel, so a tick that is retried never launches a second run. A channel is scheduled only once
-an `enable_channel` run has checked it (`pipelines.enablement`).
+an `enable_channel` run has checked it (`pipelines.enablement`), and only while its entry is in the channels config.
 
 Each cadence can be changed without a code change: `SALES_CHANNEL_PRICES_CRON`, `SALES_CHANNEL_INVENTORY_CRON` and
 `SALES_CHANNEL_FULL_CRON` (cron syntax, read when the code location loads).
@@ -20,6 +20,7 @@ import dagster as dg
 from pipelines.enablement import enabled_channels
 from pipelines.jobs import channel_pipeline_job, inventory_job, prices_job
 from pipelines.partitions import CHANNELS
+from seller.config import load_channels
 
 __all__ = ["SCHEDULES", "channel_pipeline_schedule", "inventory_schedule", "prices_schedule"]
 
@@ -27,7 +28,8 @@ __all__ = ["SCHEDULES", "channel_pipeline_schedule", "inventory_schedule", "pric
 def _fan_out(context: dg.ScheduleEvaluationContext, job: str) -> Iterator[dg.RunRequest | dg.SkipReason]:
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
     enabled = enabled_channels(context.instance)
-    due = [name for name in CHANNELS if name in enabled]
+    configured = load_channels()  # read at every tick: an entry removed from the config stops at once
+    due = [name for name in CHANNELS if name in enabled and name in configured]
     if not due:
         yield dg.SkipReason(f"no enabled channel among {', '.join(CHANNELS)}: run the enable_channel job for each")
     for name in due:

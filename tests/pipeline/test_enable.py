@@ -55,6 +55,13 @@ def test_only_enabled_channels_are_scheduled_with_seller_region_tags(emulator_fa
             assert [(r.partition_key, r.run_key) for r in requests] == [("uk", f"{job}-2026-11-29T10:15-uk")]
             tags = defs.resolve_job_def(job).get_tags_for_partition_key("uk", None)
             assert tags["seller"] == "A3DEMOSELLER01" and tags["seller_region"] == "A3DEMOSELLER01-eu"
+        # Removing the entry from the config stops its schedules at the next tick; its warehouse file stays.
+        config = yaml.safe_load((REPO / "channels.yaml").read_text())
+        config["channels"] = [c for c in config["channels"] if c["name"] != "uk"]
+        (tmp_path / "without-uk.yaml").write_text(yaml.safe_dump(config))
+        monkeypatch.setenv("SALES_CHANNEL_CONFIG", str(tmp_path / "without-uk.yaml"))
+        after = list(prices_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=WHEN)))
+        assert [type(r) for r in after] == [dg.SkipReason]
     assert prices_schedule.cron_schedule == "*/15 * * * *"
     assert inventory_schedule.cron_schedule == "5 * * * *"
     assert channel_pipeline_schedule.cron_schedule == "30 3 * * *"
