@@ -1,4 +1,4 @@
-"""Resource wiring: the warehouse, and which SP-API the pipeline talks to.
+"""Resource wiring: the warehouse, which SP-API the pipeline talks to, and S3 for the feed archive.
 
 `SALES_CHANNEL_SPAPI` chooses the target:
 - `emulator` (the default): the local SP-API emulator, with its documented default credentials unless `SPAPI_LWA_*`
@@ -8,9 +8,15 @@
 - `amazon`: Amazon itself. `SPAPI_LWA_CLIENT_ID`, `SPAPI_LWA_CLIENT_SECRET` and `SPAPI_LWA_REFRESH_TOKEN` are
   required; each channel's region picks the production endpoint unless `SPAPI_ENDPOINT` overrides it (e.g. Amazon's
   sandbox); `SPAPI_AWS_ACCESS_KEY_ID`/`SPAPI_AWS_SECRET_ACCESS_KEY` switch SigV4 signing on.
+With either target, `SPAPI_LWA_SECRET_ID` names an AWS Secrets Manager secret holding the three LWA credentials instead
+(read when a run sets the resource up; `SPAPI_LWA_*` are then ignored, and an embedded emulator accepts the secret's).
 Emulator credentials are never sent to Amazon: the two targets share no defaults. Against the emulator the module's
 30/minute and 36,000/day caps are off and the emulator's rates are scaled up (`EMULATOR_RATE_SCALE`), so a demo seller
 syncs in seconds; against Amazon both are as Amazon and the seller's module set them.
+
+`s3` (dagster-aws `S3Resource`) is always present: boto3's credential chain, `AWS_REGION` (else `AWS_DEFAULT_REGION`)
+and `AWS_ENDPOINT_URL_S3` (a moto server) when set. The `feed_archive` asset uploads only when
+`SALES_CHANNEL_ARCHIVE_BUCKET` is set (`resources.archive`).
 """
 
 from __future__ import annotations
@@ -21,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from pipelines.partitions import CHANNELS
 from resources.spapi import SpApiClient
-from resources.spapi_resource import ENV_VARS, SpApiResource
+from resources.spapi_resource import ENV_VARS, SpApiResource, lwa_env_fields
 from resources.warehouse import Warehouse
 from seller.config import data_dir
 
-__all__ = ["EMULATOR_DEFAULTS", "EmbeddedSpApi", "resources", "spapi_resource"]
+__all__ = ["EMULATOR_DEFAULTS", "EmbeddedSpApi", "resources", "s3_resource", "spapi_resource"]
 
 TARGET_ENV = "SALES_CHANNEL_SPAPI"
 EMULATOR_RATE_SCALE = 100.0  # x Amazon's documented refill rates (bursts unchanged)
@@ -58,6 +65,7 @@ class EmbeddedSpApi(SpApiResource):
         return super().client_for(seller_id, **kwargs)
 
     def _start(self) -> None:
+        from emulator.auth import LwaCredentials
         from emulator.server import EmulatorOptions, EmulatorServer
 
         state = Path(self.emulator_dir)
@@ -69,6 +77,7 @@ class EmbeddedSpApi(SpApiResource):
                 state_dir=str(state),
                 seed_from=self.seed_from,
                 channels=CHANNELS,
+                credentials=LwaCredentials(**self._lwa_credentials()),
                 rate_scale=EMULATOR_RATE_SCALE,
                 feed_step_seconds=EMULATOR_FEED_STEP_SECONDS,
             )
@@ -93,10 +102,7 @@ def spapi_resource() -> SpApiResource:
         return SpApiResource.from_env()
     if target != "emulator":
         raise ValueError(f"{TARGET_ENV} must be 'emulator' or 'amazon', not {target!r}")
-    fields: dict[str, Any] = {
-        name: dg.EnvVar(ENV_VARS[name]) if os.environ.get(ENV_VARS[name]) else default
-        for name, default in EMULATOR_DEFAULTS.items()
-    }
+    fields: dict[str, Any] = lwa_env_fields(defaults=EMULATOR_DEFAULTS)
     fields.update(requests_per_minute=0, requests_per_day=0)
     endpoint = os.environ.get(ENV_VARS["endpoint"])
     if endpoint:
@@ -106,5 +112,20 @@ def spapi_resource() -> SpApiResource:
     return EmbeddedSpApi(emulator_dir=str(data / "emulator"), seed_from=str(data), **fields)
 
 
+def s3_resource() -> S3Resource:
+    """S3 for the feed archive; region and endpoint from the environment when set (else boto3's defaults)."""
+    fields: dict[str, Any] = {}
+    region = next((name for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(name)), None)
+    if region:
+        fields["region_name"] = dg.EnvVar(region)
+    if os.environ.get("AWS_ENDPOINT_URL_S3"):
+        fields["endpoint_url"] = dg.EnvVar("AWS_ENDPOINT_URL_S3")
+    return S3Resource(**fields)
+
+
 def resources() -> dict[str, dg.ConfigurableResource]:
-    return {"warehouse": Warehouse(data_dir=str(data_dir().resolve())), "spapi": spapi_resource()}
+    return {
+        "warehouse": Warehouse(data_dir=str(data_dir().resolve())),
+        "spapi": spapi_resource(),
+        "s3": s3_resource(),
+    }

@@ -15,14 +15,27 @@ In an asset::
         rows = client.get_inventory_summaries(channel.marketplace_id)
         return dg.MaterializeResult(metadata={**spapi.metadata(), "dagster/row_count": len(rows)})
 
+Or, instead of the three `SPAPI_LWA_*` variables, name an AWS Secrets Manager secret whose SecretString is
+``{"client_id": ..., "client_secret": ..., "refresh_token": ...}``::
+
+    spapi = SpApiResource.from_env()            # with SPAPI_LWA_SECRET_ID set (AWS_REGION and
+                                                # AWS_ENDPOINT_URL_SECRETS_MANAGER when set say where to read it)
+
+The secret is read once when Dagster sets the resource up for a run (never at code-location load); its values stay
+out of the resource's config, reprs, logs, metadata and exception messages.
+
 Token cache and throttle state live in `state_dir` (default ``$SALES_CHANNEL_DATA/spapi``), shared by every process
 that points there, so concurrent runs for one seller share one set of rate limits.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +45,7 @@ from pydantic import PrivateAttr
 from resources.spapi import Counters, RetryPolicy, SpApiClient, Throttle, TokenCache, UsagePlan
 from seller.config import data_dir
 
-__all__ = ["SpApiResource", "ENV_VARS"]
+__all__ = ["SpApiResource", "ENV_VARS", "LwaSecretError", "lwa_env_fields", "read_lwa_secret"]
 
 ENV_VARS = {
     "client_id": "SPAPI_LWA_CLIENT_ID",
@@ -42,9 +55,88 @@ ENV_VARS = {
     "token_url": "SPAPI_LWA_TOKEN_URL",
     "aws_access_key_id": "SPAPI_AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "SPAPI_AWS_SECRET_ACCESS_KEY",
+    "lwa_secret_id": "SPAPI_LWA_SECRET_ID",
+    "lwa_secret_region": "AWS_REGION",
+    "lwa_secret_endpoint_url": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
 }
 _REQUIRED = ("client_id", "client_secret", "refresh_token")
+_FROM_SECRET = ("lwa_secret_id", "lwa_secret_region", "lwa_secret_endpoint_url")
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "aws_secret_access_key"})
+
+
+class LwaSecretError(RuntimeError):
+    """The LWA credentials could not be read from Secrets Manager. The message names the secret and what is wrong,
+    never a value of it."""
+
+
+@contextmanager
+def _botocore_quiet() -> Iterator[None]:
+    """botocore logs every response body at DEBUG (`botocore.parsers`): keep the secret's value out of the logs."""
+    names = ["botocore", *(name for name in logging.root.manager.loggerDict if name.startswith("botocore."))]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        if logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def read_lwa_secret(
+    secret_id: str, *, region_name: str | None = None, endpoint_url: str | None = None
+) -> dict[str, str]:
+    """The LWA credentials held by a Secrets Manager secret (name or ARN): its SecretString must be a JSON object with
+    `client_id`, `client_secret` and `refresh_token`. The region is `region_name`, else boto3's (AWS_DEFAULT_REGION,
+    the profile), else the ARN's."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from dagster_aws.secretsmanager.secrets import construct_secretsmanager_client
+
+    if region_name is None and secret_id.startswith("arn:") and secret_id.count(":") >= 6:
+        region_name = secret_id.split(":")[3] or None
+    where = f"Secrets Manager secret {secret_id!r}"
+    try:
+        client = construct_secretsmanager_client(max_attempts=3, region_name=region_name, endpoint_url=endpoint_url)
+        with _botocore_quiet():
+            answer = client.get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise LwaSecretError(
+            f"LWA credentials: {where} could not be read: {error.get('Code')}: {error.get('Message')} "
+            "(check SPAPI_LWA_SECRET_ID, the region and the secretsmanager:GetSecretValue permission)"
+        ) from None
+    except BotoCoreError as exc:
+        raise LwaSecretError(f"LWA credentials: {where} could not be read: {exc}") from None
+    text = answer.get("SecretString")
+    if text is None:
+        raise LwaSecretError(f"LWA credentials: {where} has no SecretString (a binary secret is not supported)")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        # The decoder's exception carries the whole document: never chain it.
+        document = None
+    if not isinstance(document, dict):
+        raise LwaSecretError(
+            f"LWA credentials: {where} must hold a JSON object with {', '.join(_REQUIRED)}; it does not"
+        )
+    missing = [name for name in _REQUIRED if not isinstance(document.get(name), str) or not document[name]]
+    if missing:
+        raise LwaSecretError(f"LWA credentials: {where} lacks (or has a non-string) {', '.join(missing)}")
+    return {name: document[name] for name in _REQUIRED}
+
+
+def lwa_env_fields(defaults: dict[str, str] | None = None) -> dict[str, Any]:
+    """The resource's LWA fields from the environment: with `SPAPI_LWA_SECRET_ID` set, the secret's id and where to
+    read it (the `SPAPI_LWA_*` credentials are then ignored); otherwise the three `SPAPI_LWA_*` variables, each
+    falling back to `defaults` when given and unset (required when not). Values are `dg.EnvVar`s, resolved at run
+    time."""
+    if os.environ.get(ENV_VARS["lwa_secret_id"]):
+        return {name: dg.EnvVar(ENV_VARS[name]) for name in _FROM_SECRET if os.environ.get(ENV_VARS[name])}
+    if defaults is None:
+        return {name: dg.EnvVar(ENV_VARS[name]) for name in _REQUIRED}
+    return {name: dg.EnvVar(ENV_VARS[name]) if os.environ.get(ENV_VARS[name]) else defaults[name] for name in _REQUIRED}
 
 
 class SpApiResource(dg.ConfigurableResource):
@@ -52,11 +144,16 @@ class SpApiResource(dg.ConfigurableResource):
 
     `refresh_token` authorises the default seller; `client_for(seller_id, refresh_token=...)` serves other sellers
     whose channel entries name their own credentials. Requests are SigV4-signed only when both AWS keys are set.
+    The LWA credentials are either the three fields or, with `lwa_secret_id`, the Secrets Manager secret of that name
+    or ARN (read at set-up from `lwa_secret_region` / `lwa_secret_endpoint_url`, or boto3's defaults); not both.
     """
 
-    client_id: str
-    client_secret: str
-    refresh_token: str
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    lwa_secret_id: str | None = None
+    lwa_secret_region: str | None = None
+    lwa_secret_endpoint_url: str | None = None
     region: str = "na"
     endpoint: str | None = None
     token_url: str | None = None
@@ -78,15 +175,17 @@ class SpApiResource(dg.ConfigurableResource):
     _token_cache: TokenCache | None = PrivateAttr(default=None)
     _counters: Counters = PrivateAttr(default_factory=Counters)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _lwa: dict[str, str] | None = PrivateAttr(default=None)
     # Set at run time by a subclass that only learns its endpoint then (pipelines.resources.EmbeddedSpApi).
     _runtime_endpoint: str | None = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SpApiResource:
-        """A resource wired to the default environment variables (`ENV_VARS`); optional ones only when set."""
-        fields: dict[str, Any] = {name: dg.EnvVar(ENV_VARS[name]) for name in _REQUIRED}
+        """A resource wired to the default environment variables (`ENV_VARS`); optional ones only when set. The LWA
+        credentials come from `SPAPI_LWA_SECRET_ID`'s secret when that is set, else from `SPAPI_LWA_*`."""
+        fields: dict[str, Any] = lwa_env_fields()
         for name, var in ENV_VARS.items():
-            if name not in _REQUIRED and os.environ.get(var):
+            if name not in _REQUIRED and name not in _FROM_SECRET and os.environ.get(var):
                 fields[name] = dg.EnvVar(var)
         fields.update(overrides)
         return cls(**fields)
@@ -106,6 +205,35 @@ class SpApiResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._ensure_shared()
+        self._lwa_credentials()
+        if self.lwa_secret_id and context.log is not None:
+            context.log.info(f"SP-API: LWA credentials read from Secrets Manager secret {self.lwa_secret_id!r}")
+
+    def _lwa_credentials(self) -> dict[str, str]:
+        """`client_id`, `client_secret` and `refresh_token`: the fields, or the secret's (read once)."""
+        with self._lock:
+            if self._lwa is None:
+                self._lwa = self._read_lwa()
+            return self._lwa
+
+    def _read_lwa(self) -> dict[str, str]:
+        given = [name for name in _REQUIRED if getattr(self, name)]
+        if self.lwa_secret_id:
+            if given:
+                raise LwaSecretError(
+                    f"SpApiResource: both lwa_secret_id ({self.lwa_secret_id!r}) and {', '.join(given)} are set; "
+                    "give the LWA credentials one way"
+                )
+            return read_lwa_secret(
+                self.lwa_secret_id, region_name=self.lwa_secret_region, endpoint_url=self.lwa_secret_endpoint_url
+            )
+        if len(given) < len(_REQUIRED):
+            missing = ", ".join(name for name in _REQUIRED if name not in given)
+            raise ValueError(
+                f"SpApiResource needs client_id, client_secret and refresh_token (SPAPI_LWA_*) or lwa_secret_id "
+                f"(SPAPI_LWA_SECRET_ID); missing: {missing}"
+            )
+        return {name: str(getattr(self, name)) for name in _REQUIRED}
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.close()
@@ -129,14 +257,13 @@ class SpApiResource(dg.ConfigurableResource):
             client.close()
 
     # -- the API ------------------------------------------------------------------------------------------------------
-    def client_for(
-        self, seller_id: str, *, region: str | None = None, refresh_token: str | None = None
-    ) -> SpApiClient:
+    def client_for(self, seller_id: str, *, region: str | None = None, refresh_token: str | None = None) -> SpApiClient:
         """The (cached) client for one seller. `region` (a channel's `na`/`eu`/`fe`) picks that region's production
         endpoint unless `endpoint` overrides it; `refresh_token` defaults to the resource's; pass the seller's own
         token (read from the variable its channel entry names) for other sellers."""
         self._ensure_shared()
-        token = refresh_token or self.refresh_token
+        lwa = self._lwa_credentials()
+        token = refresh_token or lwa["refresh_token"]
         region = region or self.region
         key = (seller_id, region, token)
         with self._lock:
@@ -144,8 +271,8 @@ class SpApiResource(dg.ConfigurableResource):
             if client is None:
                 client = SpApiClient(
                     seller_id=seller_id,
-                    client_id=self.client_id,
-                    client_secret=self.client_secret,
+                    client_id=lwa["client_id"],
+                    client_secret=lwa["client_secret"],
                     refresh_token=token,
                     region=region,
                     endpoint=self._runtime_endpoint or self.endpoint,

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from feeds.flat_files import PRICE_QUANTITY, write_flat_file
 from feeds.listings_json import FEED_TYPE, MAX_MESSAGES, listings_feed_documents
+from resources.archive import write_report
 from resources.spapi import FeedPolling, SpApiClient, SpApiError, Throttled, Unauthorized
 from resources.spapi._feeds import JSON_CONTENT_TYPE, TSV_CONTENT_TYPE
 from seller.config import Channel
@@ -423,7 +424,8 @@ class Push:
             self.outcomes[row["sku"]] = outcome
 
     def _finish(self, submission_id: str, feed_id: str) -> None:
-        """Poll the feed, read its report and turn it into one outcome per SKU it carried."""
+        """Poll the feed, read its report (kept as `<workdir>/reports/<feed_id>.json` for the S3 archive) and turn it
+        into one outcome per SKU it carried."""
         items = _rows(
             self.con,
             f"SELECT message_id, {OFFER_COLUMNS} FROM submission_items WHERE submission_id = ? ORDER BY message_id",
@@ -439,6 +441,8 @@ class Push:
                     row["sku"], "pending", "feed_in_progress", f"feed {feed_id} still {result.processing_status}"
                 )
             return
+        if result.report_text is not None and self.workdir is not None:
+            write_report(self.workdir, feed_id, result.report_text)
         for outcome in from_report(by_message, result.rows, result.processing_status):
             self.outcomes[outcome.sku] = outcome
         for row in items:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from feeds.reports import (
@@ -123,6 +123,12 @@ def feed_finished_from_notification(body: str | bytes | Mapping[str, Any], feed_
     if not isinstance(inner, dict) or str(inner.get("feedId")) != str(feed_id):
         return None
     return inner
+
+
+def _parse_report(text: str) -> tuple[list[ReportRow], dict[str, int]]:
+    is_json = text.lstrip("\ufeff \t\r\n").startswith("{")
+    summary = listings_report_summary(text) if is_json else flat_file_report_summary(text)
+    return parse_report(text), summary
 
 
 def _encode_content(
@@ -264,19 +270,20 @@ class FeedsMixin:
         """getFeedDocument: ``{"feedDocumentId", "url", "compressionAlgorithm"?}``."""
         return self.call("getFeedDocument", path={"feedDocumentId": feed_document_id}).data
 
+    def read_feed_report_text(self, feed_document_id: str, *, marketplace_id: str | None = None) -> str:
+        """Download, gunzip and decode a result document: its raw text."""
+        document = self.get_feed_document(feed_document_id)
+        raw, content_type = self.download_document(document["url"])
+        return decode_document(
+            raw, content_type, compression=document.get("compressionAlgorithm"), marketplace_id=marketplace_id
+        )
+
     def read_feed_report(
         self, feed_document_id: str, *, marketplace_id: str | None = None
     ) -> tuple[str, list[ReportRow], dict[str, int]]:
         """Download, gunzip, decode and parse a result document: (text, rows, summary)."""
-        document = self.get_feed_document(feed_document_id)
-        raw, content_type = self.download_document(document["url"])
-        text = decode_document(
-            raw, content_type, compression=document.get("compressionAlgorithm"), marketplace_id=marketplace_id
-        )
-        rows = parse_report(text)
-        is_json = text.lstrip("\ufeff \t\r\n").startswith("{")
-        summary = listings_report_summary(text) if is_json else flat_file_report_summary(text)
-        return text, rows, summary
+        text = self.read_feed_report_text(feed_document_id, marketplace_id=marketplace_id)
+        return (text, *_parse_report(text))
 
     def run_feed(
         self,
@@ -323,13 +330,15 @@ class FeedsMixin:
         if stuck or not document_id:
             return result
         marketplace_id = marketplace_ids[0] if len(marketplace_ids) == 1 else None
+        text = None
         try:
-            text, rows, summary = self.read_feed_report(str(document_id), marketplace_id=marketplace_id)
+            text = self.read_feed_report_text(str(document_id), marketplace_id=marketplace_id)
+            rows, summary = _parse_report(text)
         except ValueError as exc:
             if status == "DONE":
                 raise
             log.warning("feed %s (%s): report not parseable (%s); keeping no rows", feed_id, status, exc)
-            return result
+            return replace(result, report_text=text)
         return FeedResult(
             feed_id=feed_id,
             processing_status=status,
