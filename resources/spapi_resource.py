@@ -59,6 +59,7 @@ ENV_VARS = {
     "lwa_secret_region": "AWS_REGION",
     "lwa_secret_endpoint_url": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
 }
+SELLER_TOKEN_ENV_PREFIX = "SPAPI_LWA_REFRESH_TOKEN_"  # + seller id: that seller's own authorization
 _REQUIRED = ("client_id", "client_secret", "refresh_token")
 _FROM_SECRET = ("lwa_secret_id", "lwa_secret_region", "lwa_secret_endpoint_url")
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "aws_secret_access_key"})
@@ -259,11 +260,11 @@ class SpApiResource(dg.ConfigurableResource):
     # -- the API ------------------------------------------------------------------------------------------------------
     def client_for(self, seller_id: str, *, region: str | None = None, refresh_token: str | None = None) -> SpApiClient:
         """The (cached) client for one seller. `region` (a channel's `na`/`eu`/`fe`) picks that region's production
-        endpoint unless `endpoint` overrides it; `refresh_token` defaults to the resource's; pass the seller's own
-        token (read from the variable its channel entry names) for other sellers."""
+        endpoint unless `endpoint` overrides it. Each seller authorizes the application with its own refresh token:
+        `refresh_token`, else `SPAPI_LWA_REFRESH_TOKEN_<SELLER_ID>` from the environment, else the resource's."""
         self._ensure_shared()
         lwa = self._lwa_credentials()
-        token = refresh_token or lwa["refresh_token"]
+        token = refresh_token or os.environ.get(f"{SELLER_TOKEN_ENV_PREFIX}{seller_id}") or lwa["refresh_token"]
         region = region or self.region
         key = (seller_id, region, token)
         with self._lock:
