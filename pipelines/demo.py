@@ -3,7 +3,8 @@
 1. a synthetic seller (5,000 SKUs, channels us/uk/de) is written to `.demo/data`;
 2. every channel runs the full pipeline: pull FBA stock and offers, reconcile, price, write the feeds, push what
    changed — thousands of changes, so by JSON_LISTINGS_FEED;
-3. each channel is enabled for notifications (SQS queue, destination, subscriptions) — after the bulk reprice,
+3. each channel is enabled (`enable_channel`: connection check, SQS queue, destination, subscriptions; the schedules
+   of `make ui` then run it) — after the bulk reprice,
    whose thousands of ANY_OFFER_CHANGED notifications a moto queue would take minutes to serve (~25 messages/s);
 4. a small follow-up change to the master (a few FBM quantities) goes out by patchListingsItem;
 5. a burst of orders on Amazon arrives as ORDER_CHANGE notifications, is ingested by the SQS sensor, reserves FBM stock
@@ -131,9 +132,17 @@ def _loop(data: Path, emulator: Any) -> list[str]:
         print("\n2. full sync per channel (pull, price, push by feed)")
         for name in CHANNELS:
             run("channel_pipeline_job", name, "full sync")
-        print("3. enable notifications (queue, destination, subscriptions)")
+        print("3. enable each channel: connection check, queue, destination, subscriptions; schedules may run it")
         for name in CHANNELS:
-            run("notification_setup_job", name, "enable notifications")
+            enabled = defs.resolve_job_def("enable_channel").execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config={**_QUIET, "ops": {"enable_channel_op": {"config": {"channel": name}}}},
+            )
+            if not enabled.success:
+                failed.append(f"{name}: enable")
+            print(f"  {name}: enable_channel {'ok' if enabled.success else 'FAILED (see the run in the UI)'}")
+            run("notification_setup_job", name, "notification subscriptions recorded")
         print(f"4. follow-up: {FOLLOW_UP_SKUS} FBM quantities change in the master -> patches")
         _change_master(data, FOLLOW_UP_SKUS)
         for name in CHANNELS:
