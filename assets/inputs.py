@@ -102,6 +102,7 @@ def _build(name: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "csv"},
         description=_DESCRIPTIONS[name],
         deps=["channel_mappings"] if name == "competitor_prices" else None,
+        pool="spapi" if pull else None,  # the Amazon pulls: steps that call SP-API share one deployment-wide pool
         check_specs=[
             dg.AssetCheckSpec(
                 check_name,
