@@ -71,5 +71,8 @@ bench-throttle: install
 bench-sync: install
 	$(RUN) python -m bench.sync
 
+bench-warehouse: install
+	$(RUN) python -m bench.warehouse
+
 clean:
 	rm -rf .demo .deploy .venv .tools .pytest_cache
