@@ -248,6 +248,7 @@ def confirm_feeds(tmp: Path, count: int, scale: float, messages: int) -> dict[st
 def _run(config: dict[str, Any]) -> None:
     """Child process: one Dagster run of listings_submission and everything upstream, against the emulator."""
     import dagster as dg
+    from dagster_aws.s3 import S3Resource
 
     from pipelines.definitions import ALL_ASSETS
     from pipelines.resources import EMULATOR_DEFAULTS
@@ -268,7 +269,7 @@ def _run(config: dict[str, Any]) -> None:
         ALL_ASSETS,
         selection=dg.AssetSelection.assets("listings_submission").upstream(),
         partition_key="us",
-        resources={"warehouse": Warehouse(data_dir=config["data"]), "spapi": spapi},
+        resources={"warehouse": Warehouse(data_dir=config["data"]), "spapi": spapi, "s3": S3Resource()},
         run_config={
             "ops": {
                 "fba_inventory": offline,

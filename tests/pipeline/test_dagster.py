@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from dagster_aws.s3 import S3Resource
 
 from pipelines.definitions import ALL_ASSETS, defs
 from resources.spapi_resource import SpApiResource
@@ -30,7 +31,7 @@ def materialize(data_dir: Path, channel: str, **kwargs) -> dg.ExecuteInProcessRe
     return dg.materialize(
         ALL_ASSETS,
         partition_key=channel,
-        resources={"warehouse": Warehouse(data_dir=str(data_dir)), "spapi": spapi},
+        resources={"warehouse": Warehouse(data_dir=str(data_dir)), "spapi": spapi, "s3": S3Resource()},
         run_config={"ops": {"buybox_prices": {"config": {"as_of": AS_OF}}, **OFFLINE}},
         **kwargs,
     )
@@ -62,6 +63,7 @@ def test_definitions_load_with_every_asset_partitioned():
         "listings_submission",
         "reservations",
         "shipment_confirmations",
+        "feed_archive",
         "notification_subscriptions",
     }
     for key in graph.get_all_asset_keys():
