@@ -33,7 +33,11 @@ __all__ = ["DrainStats", "drain_queue", "sqs_notifications_sensor", "SENSORS"]
 
 MAX_PER_TICK_ENV = "SALES_CHANNEL_SQS_MAX_PER_TICK"
 TICK_BUDGET_SECONDS = 40.0  # a sensor evaluation may take at most 60 s
-STORE_EVERY = 200  # messages per store transaction (and per delete round)
+# Messages per store transaction (and per delete round). Received messages stay in flight until stored and deleted;
+# 100 keeps that window short (less to redeliver after a crash; moto's SQS, which recounts its in-flight messages
+# for every message it hands out, drains a 10,000-message burst ~15 % faster than with 200) for one more
+# ~0.1 s DuckDB transaction per 100 messages.
+STORE_EVERY = 100
 
 _JOB_FOR_TYPE = {
     "ORDER_CHANGE": inventory_job.name,
