@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,9 @@ def emulator(emulator_factory: Callable[..., EmulatorServer]) -> EmulatorServer:
     return emulator_factory()
 
 
-@pytest.fixture
-def moto_sqs() -> Iterator[str]:
-    """A moto server on a free loopback port; yields its endpoint URL."""
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server (every AWS service moto has) on a free loopback port: its endpoint URL, stopped on exit."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -85,6 +86,13 @@ def moto_sqs() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_sqs() -> Iterator[str]:
+    """A moto server on a free loopback port; yields its endpoint URL."""
+    with moto_server() as url:
+        yield url
 
 
 def lwa_token(server: EmulatorServer, scope: str | None = None) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
+from emulator.testing import moto_server
 from resources.archive import BUCKET_ENV, PREFIX_ENV, RETENTION_ENV
 from tests.sync.helpers import seller_dir
 
@@ -21,13 +21,8 @@ BUCKET = "sales-channel-archive"
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """One moto server for the session (stopping one takes ~0.5 s); tests reset its state instead."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
