@@ -10,6 +10,7 @@ __all__ = ["channel_pipeline_job", "channel_run_tags", "inventory_job", "prices_
 
 
 def channel_run_tags(partition_key: str) -> dict[str, str]:
+    """The run tags of a channel's partition: `seller` and `seller_region` (`<seller_id>-<region>`)."""
     channel = channel_for(partition_key)
     return {"seller": channel.seller_id, "seller_region": f"{channel.seller_id}-{channel.region}"}
 
