@@ -18,8 +18,9 @@ class SubmissionConfig(dg.Config):
     JSON_LISTINGS_FEED. `legacy_flat_files`: submit POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA instead (only the
     emulator's --legacy-flat-files accepts it; Amazon ends it FATAL). `readback_sample`: accepted SKUs read back with
     getListingsItem (every warned SKU is read back too). `feed_window_seconds`/`feeds_per_window`: Amazon's limit of 5
-    JSON_LISTINGS_FEED submissions per 5 minutes. `poll_*`: how long to wait for a feed before leaving it to the next
-    run."""
+    JSON_LISTINGS_FEED submissions per 5 minutes. `restricted_retry_hours`: a SKU Amazon answered
+    category_restricted is not resent for this long (then retried, to pick up an approval). `poll_*`: how long to wait
+    for a feed before leaving it to the next run."""
 
     offline: bool = False
     feed_threshold: int = FEED_THRESHOLD
@@ -27,6 +28,7 @@ class SubmissionConfig(dg.Config):
     readback_sample: int = 20
     feed_window_seconds: float = 300.0
     feeds_per_window: int = 5
+    restricted_retry_hours: float = 24.0
     poll_initial_seconds: float = 5.0
     poll_max_wait_seconds: float = 1800.0
 
@@ -56,6 +58,7 @@ def listings_submission(
         readback_sample=config.readback_sample,
         feed_window_seconds=config.feed_window_seconds,
         feeds_per_window=config.feeds_per_window,
+        restricted_retry_hours=config.restricted_retry_hours,
         polling=FeedPolling(
             initial=config.poll_initial_seconds,
             maximum=min(60.0, config.poll_max_wait_seconds),

@@ -65,6 +65,9 @@ _PUBLISH = (
 )
 
 
+HELD = "restricted_held"  # the outcome code of a gated SKU not resent this run
+
+
 @dataclass(frozen=True)
 class PushSettings:
     """Knobs of one push (the asset's run config fills them)."""
@@ -75,6 +78,9 @@ class PushSettings:
     readback_sample: int = 20  # accepted SKUs read back per run, on top of every warned SKU
     feeds_per_window: int = 5  # JSON_LISTINGS_FEED: 5 submissions per 5 minutes
     feed_window_seconds: float = 300.0
+    # A SKU Amazon answered category_restricted (gated: the seller needs approval) is not resent for this long;
+    # then it is tried again, so an approval granted in Seller Central is picked up without resending every run.
+    restricted_retry_hours: float = 24.0
     polling: FeedPolling = field(default_factory=FeedPolling)
 
 
@@ -171,6 +177,7 @@ class Push:
         self.con.register("push_sent", self._confirmed())
         self.con.execute(_PUBLISH, {"run_id": self.run_id, "now": self.now})
         self.con.unregister("push_sent")
+        self._hold_restricted()
         finished = {submission_id for submission_id, _, _ in self.finished}  # marked done only when written
         open_skus = [
             row
@@ -202,6 +209,27 @@ class Push:
         self._read_back()
         self._write(updates)
         return self.summary
+
+    def _hold_restricted(self) -> None:
+        """SKUs whose last real answer (not a hold) was category_restricted within `restricted_retry_hours` keep that
+        outcome this run, with code `restricted_held`, and are not sent."""
+        since = self.now - timedelta(hours=self.settings.restricted_retry_hours)
+        held = self.con.execute(
+            "SELECT sku, max(recorded_at) FROM sync_history WHERE operation = 'submit' AND status <> 'unchanged' "
+            "AND code IS DISTINCT FROM $held GROUP BY sku "
+            "HAVING arg_max(status, recorded_at) = 'category_restricted' AND max(recorded_at) > $since",
+            {"since": since, "held": HELD},
+        ).fetchall()
+        retry = timedelta(hours=self.settings.restricted_retry_hours)
+        for sku, last in held:
+            last = last.astimezone(UTC)
+            self.outcomes[sku] = Outcome(
+                sku,
+                "category_restricted",
+                HELD,
+                f"gated category (answered {last:%Y-%m-%d %H:%M} UTC): not resent before "
+                f"{last + retry:%Y-%m-%d %H:%M} UTC; approval in Seller Central is picked up then",
+            )
 
     # -- resuming ---------------------------------------------------------------------------------------------------
     def _resume(self) -> None:

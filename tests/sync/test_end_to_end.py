@@ -113,6 +113,18 @@ def test_feed_path_maps_the_report_per_sku(seller, tmp_path, emulator_factory):
     assert published == {"FBA-1", "FBM-1", "FBM-FLOOR", "SKU ü-7"}
     assert query(seller, "us", "SELECT status, processing_status FROM submissions") == [("done", "DONE")]
 
+    # The gated SKU is not resent every run: it keeps its outcome (held) until the retry interval has passed.
+    spapi = spapi_for(server, tmp_path)
+    held = run(seller, "us", spapi)
+    again = submit_rows(seller, "us", held.run_id)
+    assert (
+        again["FBM-CEIL"][:2] == ("category_restricted", "restricted_held")
+        and "not resent before" in again["FBM-CEIL"][2]
+    )
+    assert materialization(held, "listings_submission")["changed"] == 1  # UNMAPPED only
+    retried = run(seller, "us", spapi, push={"restricted_retry_hours": 0})
+    assert submit_rows(seller, "us", retried.run_id)["FBM-CEIL"][:2] == ("category_restricted", "category_restricted")
+
 
 def test_a_silently_dropped_change_is_detected_and_resent(seller, tmp_path, emulator_factory):
     server = start_emulator(emulator_factory, seller)
