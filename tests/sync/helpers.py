@@ -70,6 +70,17 @@ def run(
     )
 
 
+OFFLINE = {
+    name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices", "listings_submission")
+}
+
+
+def prepare_offline(data: Path, channel: str, spapi: SpApiResource) -> None:
+    """Every asset of the channel from the seller's files alone (no pull, nothing pushed): what a push starts from."""
+    resources = {"warehouse": Warehouse(data_dir=str(data)), "spapi": spapi}
+    assert dg.materialize(ALL_ASSETS, partition_key=channel, resources=resources, run_config={"ops": OFFLINE}).success
+
+
 def query(data: Path, channel: str, sql: str, params: Any = None) -> list[tuple]:
     con = duckdb.connect(str(data / "warehouse" / f"{channel}.duckdb"), read_only=True)
     try:

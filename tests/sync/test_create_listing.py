@@ -1,15 +1,10 @@
 """create_listing_job against the emulator: refused early, category_restricted, and listed with a new ASIN."""
 
-import dagster as dg
 import pytest
 
 from assets.listings import create_listing_job
 from resources.warehouse import Warehouse
-from tests.sync.helpers import ALL_ASSETS, query, seller_dir, spapi_for, start_emulator
-
-OFFLINE = {
-    name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices", "listings_submission")
-}
+from tests.sync.helpers import prepare_offline, query, seller_dir, spapi_for, start_emulator
 
 
 @pytest.fixture
@@ -19,7 +14,7 @@ def setup(tmp_path, emulator_factory):
     master.write_text(master.read_text() + "NEW-1,5,19.99,,,099999999993,UPC,Acme,Acme Watch,WATCH\n")
     server = start_emulator(emulator_factory, data)
     resources = {"warehouse": Warehouse(data_dir=str(data)), "spapi": spapi_for(server, tmp_path)}
-    assert dg.materialize(ALL_ASSETS, partition_key="us", resources=resources, run_config={"ops": OFFLINE}).success
+    prepare_offline(data, "us", resources["spapi"])
     return data, resources
 
 

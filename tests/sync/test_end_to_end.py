@@ -14,6 +14,7 @@ from tests.sync.helpers import (
     control,
     listing,
     materialization,
+    prepare_offline,
     query,
     run,
     seller_dir,
@@ -167,19 +168,9 @@ class Killed(Exception):
 def test_a_run_killed_after_create_feed_is_resumed_without_a_second_submission(seller, tmp_path, emulator_factory):
     server = start_emulator(emulator_factory, seller)
     spapi = spapi_for(server, tmp_path)
-    offline = {
-        name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices", "listings_submission")
-    }
+    prepare_offline(seller, "us", spapi)
     import dagster as dg
 
-    from tests.sync.helpers import ALL_ASSETS
-
-    assert dg.materialize(
-        ALL_ASSETS,
-        partition_key="us",
-        resources={"warehouse": Warehouse(data_dir=str(seller)), "spapi": spapi},
-        run_config={"ops": offline},
-    ).success
     channel = channel_for("us")
     settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05), feed_window_seconds=1.0)
 
@@ -211,18 +202,9 @@ def test_a_change_larger_than_one_document_goes_out_as_several_feeds(seller, tmp
     # The split is at 25,000 messages on Amazon; two per document here makes three documents of the five SKUs.
     server = start_emulator(emulator_factory, seller)
     spapi = spapi_for(server, tmp_path)
-    offline = {name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices")}
+    prepare_offline(seller, "us", spapi)
     import dagster as dg
 
-    from tests.sync.helpers import ALL_ASSETS
-
-    offline["listings_submission"] = {"config": {"offline": True}}
-    assert dg.materialize(
-        ALL_ASSETS,
-        partition_key="us",
-        resources={"warehouse": Warehouse(data_dir=str(seller)), "spapi": spapi},
-        run_config={"ops": offline},
-    ).success
     channel = channel_for("us")
     settings = PushSettings(
         feed_threshold=0, max_messages=2, polling=FeedPolling(initial=0.05), feed_window_seconds=1.0
