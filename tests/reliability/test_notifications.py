@@ -43,10 +43,8 @@ class Queue:
 
     def __init__(self, endpoint: str, scenario: Any) -> None:
         self.scenario = scenario
-        self.client = boto3.client(
-            "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-        )
         self.endpoint = endpoint
+        self.client = self.new_client()
         self.url, _, _ = ensure_queue(self.client, QUEUE)
         self.sent: dict[str, str] = {}
         self.messages = 0
@@ -93,21 +91,26 @@ class Queue:
                 self.send(bodies[start : start + wave], client=client)
             return time.monotonic() - started
 
-        client = boto3.client(
-            "sqs", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-        )
+        client = self.new_client()  # boto3 clients are not shared between threads
         pool = ThreadPoolExecutor(1, thread_name_prefix="amazon-sender")
         future = pool.submit(sender, client)
         pool.shutdown(wait=False)
         return future
 
-    def visible(self, client: Any) -> int:
+    def new_client(self) -> Any:
+        return boto3.client(
+            "sqs", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+        )
+
+    def attributes(self, client: Any) -> dict[str, str]:
         # "All": moto recounts the queue once for it, three times for a single attribute name.
-        attributes = client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
+        return client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+
+    def visible(self, client: Any) -> int:
+        return int(self.attributes(client)["ApproximateNumberOfMessages"])
 
     def left(self) -> int:
-        attributes = self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+        attributes = self.attributes(self.client)
         return sum(
             int(attributes.get(name, 0))
             for name in (
