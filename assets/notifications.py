@@ -25,7 +25,14 @@ from resources.warehouse import Warehouse
 from seller.config import Channel
 from sync.notifications import SUBSCRIBED_TYPES, queue_policy
 
-__all__ = ["SqsSettings", "ensure_queue", "ensure_subscriptions", "notification_subscriptions", "sqs_client"]
+__all__ = [
+    "SqsSettings",
+    "ensure_queue",
+    "ensure_subscriptions",
+    "notification_subscriptions",
+    "sqs_client",
+    "wire_notifications",
+]
 
 ENDPOINT_ENV = "SALES_CHANNEL_SQS_ENDPOINT"
 QUEUE_ENV = "SALES_CHANNEL_SQS_QUEUE"
@@ -143,7 +150,7 @@ def ensure_subscriptions(client: SpApiClient, arn: str, name: str) -> dict[str, 
     return {"destination_id": destination_id, "created": created, "subscriptions": subscriptions}
 
 
-def enable_channel(channel: Channel, client: SpApiClient, settings: SqsSettings) -> dict[str, Any]:
+def wire_notifications(channel: Channel, client: SpApiClient, settings: SqsSettings) -> dict[str, Any]:
     """Queue, destination and subscriptions for the channel's seller; idempotent."""
     sqs = sqs_client(settings)
     name = settings.queue_name(channel.seller_id)
@@ -176,7 +183,7 @@ def notification_subscriptions(
         context.log.warning(reason)
         return dg.MaterializeResult(metadata={"enabled": False, "skipped": reason})
     client = spapi.client_for(channel.seller_id, region=channel.region)
-    result = enable_channel(channel, client, settings)
+    result = wire_notifications(channel, client, settings)
     now = datetime.now(UTC)
     with warehouse.connect(channel.name) as con:
         con.execute(

@@ -9,8 +9,7 @@ Removing an entry from the config stops its schedules; its DuckDB file and its r
 
 import dagster as dg
 
-from assets.notifications import SqsSettings
-from assets.notifications import enable_channel as wire_notifications
+from assets.notifications import SqsSettings, wire_notifications
 from resources.spapi import SpApiError, Unauthorized
 from resources.spapi_resource import SpApiResource
 from seller.config import load_channels

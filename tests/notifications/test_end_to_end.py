@@ -14,7 +14,7 @@ import pytest
 
 from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
-from assets.notifications import SqsSettings, enable_channel, notification_subscriptions
+from assets.notifications import SqsSettings, notification_subscriptions, wire_notifications
 from assets.orders import reservations
 from assets.shipments import shipment_confirmations
 from pipelines.partitions import CHANNELS
@@ -88,7 +88,7 @@ def test_enabling_a_channel_twice_creates_everything_once(server, sqs_env, data_
     for channel in ("us", "uk", "us"):  # two channels of one seller share the seller's queue and subscriptions
         result = dg.materialize([notification_subscriptions], partition_key=channel, resources=resources)
         assert result.success
-    first = enable_channel(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
+    first = wire_notifications(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
     assert first["created"] == []  # nothing left to create
     # moto's state is per process (other tests may own queues): exactly one queue of ours
     queues = [q for q in sqs(sqs_env).list_queues().get("QueueUrls", []) if q.rsplit("/", 1)[1] == QUEUE]
@@ -139,7 +139,7 @@ def test_sensor_stores_once_dead_letters_and_reserves_fbm_stock(server, sqs_env,
     assert materialize_inventory(data_dir, spapi).success
     before = fbm_quantity(data_dir)
     assert before == 7
-    enable_channel(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
+    wire_notifications(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
     # a buyer orders 2 units of the FBM SKU on Amazon: the emulator sends ORDER_CHANGE to the queue
     order = control(server, "POST", "/orders", json={"marketplaceId": US, "items": [{"sku": "FBM-1", "quantity": 2}]})
     server.state.delivery.flush(5)
@@ -185,7 +185,7 @@ def test_sensor_stores_once_dead_letters_and_reserves_fbm_stock(server, sqs_env,
 
 def test_out_of_order_and_burst(server, sqs_env, data_dir, tmp_path):
     spapi = spapi_for(server, tmp_path)
-    enable_channel(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
+    wire_notifications(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
     client = sqs(sqs_env)
     url = client.get_queue_url(QueueName=QUEUE)["QueueUrl"]
     now = datetime.now(UTC)
