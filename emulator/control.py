@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Fault", "Faults", "handle_control", "FAULT_KINDS"]
 
-FAULT_KINDS = {"status", "latency", "drop", "feed_stuck", "feed_fatal", "silent_drop"}
+FAULT_KINDS = {"status", "latency", "drop", "feed_stuck", "feed_fatal", "silent_drop", "lost_answer"}
 
 
 @dataclass
@@ -28,14 +28,17 @@ class Fault:
     kind: str
     operation: str = "*"  # an operationId, or "*" for every SP-API operation
     count: int = 1
-    status: int | None = None  # kind "status": 429 | 500 | 503
+    status: int | None = None  # kind "status": 429 | 500 | 503; kind "lost_answer": 500 | 503, or None to drop
     latency_ms: int = 0  # kind "latency"
     feed_type: str | None = None  # feed kinds: only feeds of this type (None = any)
 
 
 class Faults:
+    """The pending faults, and how often each kind hit each operation (`hits`: proof a test's fault was injected)."""
+
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self._hits: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def add(self, spec: dict[str, Any]) -> Fault:
@@ -55,6 +58,8 @@ class Faults:
         )
         if kind == "status" and fault.status not in (429, 500, 503):
             raise InvalidInput("status must be 429, 500 or 503")
+        if kind == "lost_answer" and fault.status not in (None, 500, 503):
+            raise InvalidInput("a lost_answer status must be 500 or 503 (none: the connection is dropped)")
         if kind == "latency" and fault.latency_ms <= 0:
             raise InvalidInput("latency_ms must be positive")
         with self._lock:
@@ -62,12 +67,18 @@ class Faults:
         return fault
 
     def clear(self) -> None:
+        """Drop the pending faults (the hit counts stay: they are history)."""
         with self._lock:
             self._faults.clear()
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(f) for f in self._faults]
+
+    def hits(self) -> list[dict[str, Any]]:
+        """Every (kind, operation) that a fault hit, with how many times."""
+        with self._lock:
+            return [{"kind": k, "operation": op, "count": n} for (k, op), n in sorted(self._hits.items())]
 
     def _take(self, kinds: set[str], operation: str, feed_type: str | None = None) -> list[Fault]:
         taken: list[Fault] = []
@@ -83,11 +94,17 @@ class Faults:
                 if fault.count <= 0:
                     self._faults.remove(fault)
                 taken.append(fault)
+                self._hits[(fault.kind, operation)] = self._hits.get((fault.kind, operation), 0) + 1
         return taken
 
     def take_request(self, operation: str) -> list[Fault]:
         """Faults that hit this request: latency, then drop or status."""
         return self._take({"latency", "drop", "status"}, operation)
+
+    def take_lost_answer(self, operation: str) -> Fault | None:
+        """A fault that lets this request take effect and then loses its answer (an error status, or a drop)."""
+        taken = self._take({"lost_answer"}, operation)
+        return taken[0] if taken else None
 
     def take_feed(self, kind: str, feed_type: str) -> bool:
         return bool(self._take({kind}, "createFeed", feed_type))
@@ -148,7 +165,7 @@ def handle_control(
             advance_feeds(state, options.feed_step_seconds, options.legacy_flat_files)
             return Response(200, {"now": iso(state.clock.now()), "epoch": state.clock.now()})
         if route == ("GET", "/faults"):
-            return Response(200, {"faults": state.faults.list()})
+            return Response(200, {"faults": state.faults.list(), "hits": state.faults.hits()})
         if route == ("POST", "/faults"):
             return Response(201, {"fault": asdict(state.faults.add(spec))})
         if route == ("DELETE", "/faults"):

@@ -364,6 +364,13 @@ class EmulatorServer:
                 response = HANDLERS[route.operation](request)
         except SpApiError as exc:
             response = Response(exc.status, exc.body(), exc.headers())
+        if 200 <= response.status < 300:
+            lost = self.state.faults.take_lost_answer(route.operation)
+            if lost is not None:  # the operation took effect; the caller never hears so
+                if lost.status is None:
+                    raise _Drop()
+                error = {500: InternalFailure, 503: ServiceUnavailable}[lost.status]()
+                return Response(error.status, error.body(), error.headers())
         if 200 <= response.status < 300 or response.status in (400, 404):
             applied = route.rate * (self.options.rate_scale or 1.0)
             response.headers["x-amzn-RateLimit-Limit"] = repr(float(applied))

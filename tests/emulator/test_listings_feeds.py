@@ -6,6 +6,7 @@ import gzip
 import json
 
 import httpx
+import pytest
 
 from emulator.testing import (
     SELLER,
@@ -360,3 +361,29 @@ def test_fatal_and_silently_dropped_feeds(api):
     assert api.listing(good["sku"])["quantity"] == good["quantity"]
     assert _patch(api, good["sku"], quantity_patch(55)).json()["status"] == "ACCEPTED"
     assert api.listing(good["sku"])["quantity"] == 55
+
+
+def test_lost_answer_applies_the_write_then_loses_its_answer(api):
+    listing = fbm_listing(api)
+    sku = listing["sku"]
+    api.control("POST", "/faults", json={"kind": "lost_answer", "operation": "patchListingsItem", "status": 503})
+    params = {"marketplaceIds": US}
+    lost = api(
+        "PATCH", f"{ITEMS}/{sku}", params=params, json={"productType": "PRODUCT", "patches": [quantity_patch(41)]}
+    )
+    assert lost.status_code == 503
+    conform("listingsItems_2021-08-01", "patchListingsItem", 503, lost.json())
+    assert api.listing(sku)["quantity"] == 41  # applied although the caller heard 503
+    api.control("POST", "/faults", json={"kind": "lost_answer", "operation": "createFeed"})
+    before = api("GET", "/feeds/2021-06-30/feeds", params={"feedTypes": "JSON_LISTINGS_FEED"}).json()["feeds"]
+    document = upload(api, json.dumps({"header": {"sellerId": SELLER, "version": "2.0"}, "messages": []}).encode())
+    with pytest.raises(httpx.TransportError):  # the connection is dropped after the feed was created
+        httpx.post(
+            api.server.url + "/feeds/2021-06-30/feeds",
+            headers={"x-amz-access-token": api.token},
+            json={"feedType": "JSON_LISTINGS_FEED", "marketplaceIds": [US], "inputFeedDocumentId": document},
+        )
+    after = api("GET", "/feeds/2021-06-30/feeds", params={"feedTypes": "JSON_LISTINGS_FEED"}).json()["feeds"]
+    assert len(after) == len(before) + 1
+    hits = {(h["kind"], h["operation"]): h["count"] for h in api.control("GET", "/faults")["hits"]}
+    assert hits[("lost_answer", "patchListingsItem")] == 1 and hits[("lost_answer", "createFeed")] == 1
