@@ -643,6 +643,10 @@ class SpApiClient(FeedsMixin):
         """All orders matching the filters (see `iter_orders`)."""
         return list(self.iter_orders(marketplace_ids, **kwargs))
 
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        """Orders v0 getOrder: the order (``payload``), e.g. ``OrderStatus`` and ``NumberOfItemsUnshipped``."""
+        return dict(self.call("getOrder", path={"orderId": order_id}).data.get("payload") or {})
+
     def get_order_items(self, order_id: str) -> list[dict[str, Any]]:
         """All items of one order (``payload.NextToken`` pages). Pending orders carry no prices."""
         return list(

@@ -97,6 +97,7 @@ OPERATIONS: dict[str, Operation] = {
         ),
         # Orders v0 (reads deprecated; migrate by 2027-03-27) and 2026-01-01
         _op("getOrders", "ordersV0", "GET", "/orders/v0/orders", 0.0167, 20),
+        _op("getOrder", "ordersV0", "GET", "/orders/v0/orders/{orderId}", 0.5, 30),
         _op("getOrderItems", "ordersV0", "GET", "/orders/v0/orders/{orderId}/orderItems", 0.5, 30),
         _op("confirmShipment", "ordersV0", "POST", "/orders/v0/orders/{orderId}/shipmentConfirmation", 2, 10),
         _op("searchOrders", "orders_2026-01-01", "GET", "/orders/2026-01-01/orders", 0.0056, 20),
