@@ -117,7 +117,7 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 # Operations that create a new resource on every call (createFeed: a second feed with the same content). After a
 # transport failure that may have happened once the request was sent (read timeout, dropped connection), they are not
 # retried: the caller's ledger finds out whether Amazon created it (sync.push adopts the feed next run).
-NOT_RETRIED_AFTER_SEND = frozenset({"createFeed"})
+NOT_RETRIED_AFTER_SEND = frozenset({"createFeed", "confirmShipment"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
