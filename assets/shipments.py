@@ -15,9 +15,12 @@ input `shipments`) has one row per shipped order and channel:
 
 A row confirms the whole order: every order item's unshipped quantity (getOrderItems) in one package.
 The ledger `shipment_confirmations` (channel DuckDB) makes it once: a row is marked `sending` before the call and
-`confirmed` after it; a confirmed order is never sent again. A `rejected` row (Amazon's 400/404) is retried only
-when the seller changes the row; a `failed` one (throttling, 5xx, timeouts) on the next run. A `sending` row left by
-a crash is settled by reading the order's items first: all shipped means confirmed, without a second call.
+`confirmed` after it; a confirmed order is never sent again. Every attempt reads the order's items first: when Amazon
+already shows every item shipped (an earlier call went through, its answer or the run lost), the row is `confirmed`
+without a call. A confirmShipment whose answer is lost (5xx, read timeout, dropped connection) may have taken effect,
+and a repeat of one that did is refused (400): either way the order is read back (getOrder) and `Shipped` (or
+`InvoiceUnconfirmed`: every item shipped) means `confirmed`. Otherwise a `rejected` row (Amazon's 400/404) is retried
+only when the seller changes the row; a `failed` one (throttling, 5xx, timeouts) on the next run.
 """
 
 import re
@@ -30,7 +33,7 @@ import pyarrow.compute as pc
 
 from assets.metadata import preview
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
-from resources.spapi import InvalidInput, ResourceNotFound, SpApiClient, SpApiError
+from resources.spapi import InvalidInput, LwaError, ResourceNotFound, SpApiClient, SpApiError, Throttled, Unauthorized
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
 from seller.inputs import load_input
@@ -81,10 +84,15 @@ def _extra_problems(rows: list[dict[str, Any]], file: str) -> tuple[list[dict[st
     return good, problems
 
 
+# Orders v0 OrderStatus values meaning every item of the order has shipped.
+_SHIPPED = frozenset({"Shipped", "InvoiceUnconfirmed"})
+
+
 def _settle(client: SpApiClient, order_id: str) -> tuple[list[dict[str, Any]], bool]:
+    """The order's items, and whether Amazon shows every one of them shipped."""
     items = client.get_order_items(order_id)
     unshipped = any(int(i.get("QuantityOrdered") or 0) > int(i.get("QuantityShipped") or 0) for i in items)
-    return items, not unshipped
+    return items, bool(items) and not unshipped
 
 
 @dg.asset(
@@ -182,8 +190,13 @@ def _confirm(
     items: list[dict[str, Any]] = []
     try:
         items, all_shipped = _settle(client, order_id)
-        if status == "sending" and all_shipped:
-            outcome, message = "confirmed", "settled: Amazon shows every item shipped (an earlier call went through)"
+        if all_shipped:
+            outcome = "confirmed"
+            message = (
+                "settled: Amazon shows every item shipped (an earlier call went through)"
+                if status is not None
+                else "Amazon already shows every item shipped; nothing sent"
+            )
         else:
             with warehouse.connect(channel) as con:
                 con.execute(
@@ -205,8 +218,7 @@ def _confirm(
             detail = package_detail(row, items, package_reference=1)
             if not detail["orderItems"]:
                 raise InvalidInput(f"order {order_id} has no unshipped items", operation="confirmShipment", status=400)
-            client.confirm_shipment(order_id, channel_for(channel).marketplace_id, detail)
-            outcome = "confirmed"
+            outcome, code, message = _send(client, order_id, channel_for(channel).marketplace_id, detail)
     except (InvalidInput, ResourceNotFound) as exc:
         outcome, code, message = "rejected", exc.amazon_code or exc.code, exc.message
     except SpApiError as exc:
@@ -249,3 +261,28 @@ def _confirm(
     if outcome != "confirmed":
         context.log.warning(f"confirmShipment {order_id}: {outcome} ({code}: {message})")
     return outcome
+
+
+def _send(
+    client: SpApiClient, order_id: str, marketplace_id: str, detail: dict[str, Any]
+) -> tuple[str, str | None, str | None]:
+    """(outcome, code, message) of one confirmShipment. An answer that does not say whether the confirmation took
+    effect is settled by reading the order back: a lost answer (5xx, timeout, dropped connection) may hide one that
+    went through, and Amazon refuses (400) a repeat of one that did."""
+    try:
+        client.confirm_shipment(order_id, marketplace_id, detail)
+    except (Throttled, Unauthorized, LwaError) as exc:
+        return "failed", exc.code, exc.message  # Amazon did not act on it
+    except SpApiError as exc:
+        try:
+            order_status = client.get_order(order_id).get("OrderStatus")
+        except (InvalidInput, ResourceNotFound) as unknown:
+            return "rejected", unknown.amazon_code or unknown.code, unknown.message
+        except SpApiError as unread:
+            return "failed", exc.code, f"{exc.message}; getOrder failed too ({unread.code}): settled next run"
+        if order_status in _SHIPPED:
+            return "confirmed", None, f"confirmShipment answered {exc.code} ({exc.message}); getOrder: {order_status}"
+        if isinstance(exc, InvalidInput | ResourceNotFound):
+            return "rejected", exc.amazon_code or exc.code, exc.message
+        return "failed", exc.code, exc.message
+    return "confirmed", None, None
