@@ -129,6 +129,34 @@ def delete_listings_item(req: Request) -> Response:
     return _submission(req, status, [], None, mp)
 
 
+# Each marketplace's own Seller Central host (Amazon's "Seller Central URLs" page), where its approvals are requested.
+SELLER_CENTRAL = {
+    "US": "sellercentral.amazon.com",
+    "CA": "sellercentral.amazon.ca",
+    "MX": "sellercentral.amazon.com.mx",
+    "BR": "sellercentral.amazon.com.br",
+    "IE": "sellercentral.amazon.ie",
+    "ES": "sellercentral.amazon.es",
+    "UK": "sellercentral.amazon.co.uk",
+    "FR": "sellercentral.amazon.fr",
+    "BE": "sellercentral.amazon.com.be",
+    "NL": "sellercentral.amazon.nl",
+    "DE": "sellercentral.amazon.de",
+    "IT": "sellercentral.amazon.it",
+    "SE": "sellercentral.amazon.se",
+    "ZA": "sellercentral.amazon.co.za",
+    "PL": "sellercentral.amazon.pl",
+    "EG": "sellercentral.amazon.eg",
+    "TR": "sellercentral.amazon.com.tr",
+    "SA": "sellercentral.amazon.sa",
+    "AE": "sellercentral.amazon.ae",
+    "IN": "sellercentral.amazon.in",
+    "SG": "sellercentral.amazon.sg",
+    "AU": "sellercentral.amazon.com.au",
+    "JP": "sellercentral.amazon.co.jp",
+}
+
+
 def get_listings_restrictions(req: Request) -> Response:
     asin = req.q("asin", required=True)
     seller = req.q("sellerId", required=True)
@@ -147,7 +175,7 @@ def get_listings_restrictions(req: Request) -> Response:
         if item is None:
             reasons.append({"message": f"ASIN {asin} was not found in the catalog.", "reasonCode": "ASIN_NOT_FOUND"})
         elif item.product_type in req.state.store.gated or product_type in req.state.store.gated:
-            domain = "sellercentral.amazon.com"
+            domain = SELLER_CENTRAL[MARKETPLACES[mp].country]
             reasons.append(
                 {
                     "message": f"You need approval to list in the '{item.product_type}' category.",

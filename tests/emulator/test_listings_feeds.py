@@ -100,6 +100,30 @@ def test_gated_category_from_seed(emulator_factory):
     assert open_ == {"restrictions": []}
 
 
+def test_restrictions_link_each_marketplace_to_its_own_seller_central(emulator_factory):
+    api = Api(emulator_factory(synthetic=1000))
+    gated = api.find(productType="WATCH")
+    uk, de = "A1F83G8C2ARO7P", "A1PA6795UKMFR9"
+    answer = api(
+        "GET",
+        "/listings/2021-08-01/restrictions",
+        params={"asin": gated["asin"], "sellerId": SELLER, "marketplaceIds": f"{US},{uk},{de}"},
+    ).json()
+    conform("listingsRestrictions_2021-08-01", "getListingsRestrictions", 200, answer)
+    hosts = {
+        r["marketplaceId"]: httpx.URL(r["reasons"][0]["links"][0]["resource"]).host for r in answer["restrictions"]
+    }
+    assert hosts == {US: "sellercentral.amazon.com", uk: "sellercentral.amazon.co.uk", de: "sellercentral.amazon.de"}
+    unknown = api(
+        "GET",
+        "/listings/2021-08-01/restrictions",
+        params={"asin": "B0NOSUCH00", "sellerId": SELLER, "marketplaceIds": uk},
+    ).json()
+    assert [(r["reasonCode"], r.get("links")) for r in unknown["restrictions"][0]["reasons"]] == [
+        ("ASIN_NOT_FOUND", None)
+    ]
+
+
 def test_put_new_asin_needs_identifier_and_delete(api):
     attributes = {
         "item_name": [{"value": "New thing", "marketplace_id": US}],
