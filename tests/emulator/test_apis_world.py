@@ -254,6 +254,10 @@ def test_orders_reduce_stock_and_confirm_shipment(api):
     )
     assert ok.status_code == 204 and ok.content == b""
     assert api("GET", f"/orders/v0/orders/{order_id}").json()["payload"]["OrderStatus"] == "Shipped"
+    repeat = api("POST", f"/orders/v0/orders/{order_id}/shipmentConfirmation", json=json.loads(ok.request.content))
+    assert repeat.status_code == 400  # an order already shipped takes no second confirmation
+    conform("ordersV0", "confirmShipment", 400, repeat.json())
+    assert len(api.server.state.store.orders[order_id].shipments) == 1
     missing = api("GET", "/orders/v0/orders/111-0000000-0000000")
     assert missing.status_code == 404
     conform("ordersV0", "getOrder", 404, missing.json())
