@@ -2,7 +2,9 @@
 
 A new offer needs the product's identifier (UPC/EAN/GTIN/ISBN from master_inventory) or, for a brand the seller
 has in Brand Registry, the identifier exemption. Gated categories are checked first (getListingsRestrictions when an
-ASIN is known, else a VALIDATION_PREVIEW put) so a restricted product is recorded, not submitted.
+ASIN is known, else a VALIDATION_PREVIEW put) so a restricted product is recorded, not submitted, with the approval
+link Amazon gives for the channel's marketplace (only the restrictions answer has one); an ASIN Amazon does not know
+there (ASIN_NOT_FOUND) is an `error` with code `ResourceNotFound`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from resources.spapi import SpApiClient
 from seller.config import Channel
-from sync.outcomes import from_issues
+from sync.outcomes import from_issues, seed_code
 
 __all__ = ["ListingRefused", "ListingResult", "listing_attributes", "create_listing"]
 
@@ -73,23 +75,21 @@ def create_listing(
     if asin:
         attributes = {**attributes, "merchant_suggested_asin": [{"value": asin, "marketplace_id": mp[0]}]}
         restrictions = client.get_listings_restrictions(asin, mp, condition_type="new_new", product_type=product_type)
-        reasons = [r for entry in restrictions for r in entry.get("reasons") or []]
+        reasons = [
+            r
+            for entry in restrictions
+            if entry.get("marketplaceId") in (None, mp[0])
+            for r in entry.get("reasons") or []
+        ]
         if reasons:
-            links = [link.get("resource") for r in reasons for link in r.get("links") or []]
-            return ListingResult(
-                "category_restricted",
-                "category_restricted",
-                f"[{reasons[0].get('reasonCode', '')}] {reasons[0].get('message', '')}",
-                asin,
-                links[0] if links else None,
-            )
+            return _restricted(asin, reasons)
     preview = client.put_listings_item(
         sku, mp, product_type=product_type, attributes=attributes, mode="VALIDATION_PREVIEW"
     )
     outcome = from_issues(sku, preview)
     if outcome.status == "category_restricted":
-        link = f"https://sellercentral.amazon.com/hz/approvalrequest?productType={product_type}"
-        return ListingResult(outcome.status, outcome.code, outcome.message, asin, link)
+        # A listing issue carries no link: Amazon gives approval links only in getListingsRestrictions (by ASIN).
+        return ListingResult(outcome.status, outcome.code, outcome.message, asin)
     answer = client.put_listings_item(sku, mp, product_type=product_type, attributes=attributes)
     outcome = from_issues(sku, answer)
     if outcome.status not in ("accepted", "warning"):
@@ -97,3 +97,21 @@ def create_listing(
     item = client.get_listings_item(sku, mp, included_data=["summaries"])
     new_asin = next((s.get("asin") for s in item.get("summaries") or [] if s.get("asin")), asin)
     return ListingResult(outcome.status, outcome.code, outcome.message, new_asin)
+
+
+def _restricted(asin: str, reasons: list[dict[str, Any]]) -> ListingResult:
+    """getListingsRestrictions' reasons for the channel's marketplace → the result, with the approval link Amazon
+    gives there (each marketplace's own Seller Central). ASIN_NOT_FOUND: Amazon has no such ASIN in the marketplace."""
+    missing = [r for r in reasons if seed_code(r.get("reasonCode")) == "ResourceNotFound"]
+    if missing:
+        return ListingResult(
+            "error", "ResourceNotFound", f"[{missing[0]['reasonCode']}] {missing[0].get('message', '')}", asin
+        )
+    links = [link["resource"] for r in reasons for link in r.get("links") or [] if link.get("resource")]
+    return ListingResult(
+        "category_restricted",
+        "category_restricted",
+        f"[{reasons[0].get('reasonCode', '')}] {reasons[0].get('message', '')}",
+        asin,
+        links[0] if links else None,
+    )

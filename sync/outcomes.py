@@ -17,9 +17,9 @@ from feeds.reports import ReportRow
 
 __all__ = ["Outcome", "seed_code", "from_issues", "from_error", "from_report"]
 
-# Listings issue codes (Amazon's, and the emulator's choices after them).
+# Listings issue codes and Listings Restrictions reason codes (Amazon's, and the emulator's choices after them).
 _RESTRICTED = {"6039", "QUALIFICATION_REQUIRED", "APPROVAL_REQUIRED"}
-_NOT_FOUND = {"90700", "NOT_FOUND", "8541"}
+_NOT_FOUND = {"90700", "NOT_FOUND", "8541", "ASIN_NOT_FOUND"}
 
 
 @dataclass(frozen=True)

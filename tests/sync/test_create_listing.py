@@ -1,5 +1,6 @@
 """create_listing_job against the emulator: refused early, category_restricted, and listed with a new ASIN."""
 
+import httpx
 import pytest
 
 from assets.listings import create_listing_job
@@ -39,9 +40,30 @@ def test_a_gated_category_is_recorded_not_submitted(setup):
     data, resources = setup
     assert create(resources, sku="NEW-1", product_type="WATCH").success
     rows = query(data, "us", "SELECT status, code, approval_link FROM listing_mappings WHERE sku = 'NEW-1'")
-    assert rows[0][:2] == ("category_restricted", "category_restricted") and rows[0][2].startswith("https://")
+    # without an ASIN only the validation preview tells, and its issue carries no approval link
+    assert rows == [("category_restricted", "category_restricted", None)]
     history = query(data, "us", "SELECT status FROM sync_history WHERE operation = 'create_listing'")
     assert history == [("category_restricted",)]
+
+
+def test_a_gated_category_on_uk_records_the_uk_approval_link_amazon_gives(setup):
+    data, resources = setup
+    prepare_offline(data, "uk", resources["spapi"])
+    assert create(resources, channel="uk", sku="NEW-1", product_type="WATCH", asin="B000000001").success
+    [(status, code, link)] = query(data, "uk", "SELECT status, code, approval_link FROM listing_mappings")
+    assert (status, code) == ("category_restricted", "category_restricted")
+    assert httpx.URL(link).host == "sellercentral.amazon.co.uk" and "B000000001" in link
+    [(message,)] = query(data, "uk", "SELECT message FROM sync_history WHERE operation = 'create_listing'")
+    assert message.startswith("[APPROVAL_REQUIRED]") and message.endswith(link)
+
+
+def test_an_unknown_asin_is_resource_not_found_not_category_restricted(setup):
+    data, resources = setup
+    assert create(resources, sku="NEW-1", product_type="PRODUCT", asin="B0NOSUCH00").success
+    rows = query(data, "us", "SELECT status, code, approval_link FROM listing_mappings WHERE sku = 'NEW-1'")
+    assert rows == [("error", "ResourceNotFound", None)]
+    [(code, message)] = query(data, "us", "SELECT code, message FROM sync_history WHERE operation = 'create_listing'")
+    assert code == "ResourceNotFound" and message.startswith("[ASIN_NOT_FOUND]")
 
 
 def test_a_registered_brand_is_listed_and_its_new_asin_recorded(setup):
