@@ -169,6 +169,7 @@ class SpApiResource(dg.ConfigurableResource):
     backoff_cap: float = 30.0
     requests_per_minute: int = 30
     requests_per_day: int = 36_000
+    feed_window_seconds: float | None = None  # None: Amazon's window per feed type; tests and benchmarks shrink it
     usage_plans: dict[str, dict[str, float]] = {}
 
     _clients: dict[tuple[str, str, str], SpApiClient] = PrivateAttr(default_factory=dict)
@@ -247,6 +248,7 @@ class SpApiResource(dg.ConfigurableResource):
                     state / "throttle.sqlite3",
                     requests_per_minute=self.requests_per_minute,
                     requests_per_day=self.requests_per_day,
+                    feed_window_seconds=self.feed_window_seconds,
                 )
                 self._token_cache = TokenCache(state / "lwa-tokens.json")
 
