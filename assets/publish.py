@@ -17,17 +17,15 @@ class SubmissionConfig(dg.Config):
     """`offline`: send nothing this run. `feed_threshold`: with `use_feed: auto`, more changed SKUs than this go by
     JSON_LISTINGS_FEED. `legacy_flat_files`: submit POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA instead (only the
     emulator's --legacy-flat-files accepts it; Amazon ends it FATAL). `readback_sample`: accepted SKUs read back with
-    getListingsItem (every warned SKU is read back too). `feed_window_seconds`/`feeds_per_window`: Amazon's limit of 5
-    JSON_LISTINGS_FEED submissions per 5 minutes. `restricted_retry_hours`: a SKU Amazon answered
+    getListingsItem (every warned SKU is read back too). `restricted_retry_hours`: a SKU Amazon answered
     category_restricted is not resent for this long (then retried, to pick up an approval). `poll_*`: how long to wait
-    for a feed before leaving it to the next run."""
+    for a feed before leaving it to the next run. Amazon's limit of 5 JSON_LISTINGS_FEED submissions per 5 minutes is
+    the SP-API client's (shared by every channel of the seller in the region)."""
 
     offline: bool = False
     feed_threshold: int = FEED_THRESHOLD
     legacy_flat_files: bool = False
     readback_sample: int = 20
-    feed_window_seconds: float = 300.0
-    feeds_per_window: int = 5
     restricted_retry_hours: float = 24.0
     poll_initial_seconds: float = 5.0
     poll_max_wait_seconds: float = 1800.0
@@ -56,8 +54,6 @@ def listings_submission(
         feed_threshold=config.feed_threshold,
         legacy_flat_files=config.legacy_flat_files,
         readback_sample=config.readback_sample,
-        feed_window_seconds=config.feed_window_seconds,
-        feeds_per_window=config.feeds_per_window,
         restricted_retry_hours=config.restricted_retry_hours,
         polling=FeedPolling(
             initial=config.poll_initial_seconds,

@@ -46,13 +46,14 @@ from pathlib import Path
 from typing import Any
 
 from feeds.listings_json import MAX_MESSAGES
-from resources.spapi.operations import OPERATIONS
+from resources.spapi.operations import FEED_SUBMISSION_LIMITS, OPERATIONS
 
 AS_OF = datetime.now(UTC).replace(microsecond=0)
 SELLER = "A3DEMOSELLER01"
 
-# Amazon's documented limits beyond the per-operation usage plans (operations.py holds those).
-FEEDS_PER_WINDOW, FEED_WINDOW_S = 5, 300.0  # JSON_LISTINGS_FEED: 5 submissions per 5 minutes per region
+# Amazon's documented limits beyond the per-operation usage plans (operations.py holds both).
+_JSON_FEED = FEED_SUBMISSION_LIMITS["JSON_LISTINGS_FEED"]
+FEEDS_PER_WINDOW, FEED_WINDOW_S = _JSON_FEED.submissions, _JSON_FEED.seconds  # 5 submissions per 5 minutes
 CAP_PER_MINUTE, CAP_PER_DAY = 30, 36_000  # the module's own caps per seller (SpApiResource defaults)
 
 # Confirmation sizes and scales: each phase takes ~10 s here and 3-10 minutes at Amazon's limits.
@@ -139,6 +140,7 @@ def _client(server: Any, state: Path, scale: float, caps: bool) -> Any:
         requests_per_day=CAP_PER_DAY if caps else 0,
         minute_seconds=60.0 / scale,
         day_seconds=86_400.0 / scale,
+        feed_window_seconds=FEED_WINDOW_S / scale,
     )
     client = SpApiClient(
         seller_id=SELLER,
@@ -207,8 +209,8 @@ def confirm_patches(tmp: Path, count: int, scale: float, caps: bool) -> dict[str
 
 
 def confirm_feeds(tmp: Path, count: int, scale: float, messages: int) -> dict[str, float]:
-    """`count` JSON_LISTINGS_FEED documents of `messages` SKUs each, sent by the module's push (its 5-per-window
-    pacing) and waited for; measures first to last createFeed."""
+    """`count` JSON_LISTINGS_FEED documents of `messages` SKUs each, sent by the module's push (the client's
+    5-per-window submissions) and waited for; measures first to last createFeed."""
     import duckdb
     import pyarrow as pa
 
@@ -228,8 +230,6 @@ def confirm_feeds(tmp: Path, count: int, scale: float, messages: int) -> dict[st
             feed_threshold=0,
             max_messages=messages,
             readback_sample=0,
-            feeds_per_window=FEEDS_PER_WINDOW,
-            feed_window_seconds=FEED_WINDOW_S / scale,
             polling=FeedPolling(initial=0.05, maximum=0.2),
         )
         summary = Push(con, client, channel, run_id="bench-feeds", settings=settings, workdir=tmp / "feeds").run(
@@ -262,6 +262,7 @@ def _run(config: dict[str, Any]) -> None:
         token_url=config["token_url"],
         state_dir=str(Path(config["data"]) / "spapi"),
         requests_per_minute=round(CAP_PER_MINUTE * scale),  # 30 per emulated minute
+        feed_window_seconds=FEED_WINDOW_S / scale,
     )
     offline = {"config": {"offline": True}}
     started = time.perf_counter()
@@ -277,8 +278,6 @@ def _run(config: dict[str, Any]) -> None:
                 "buybox_prices": {"config": {"as_of": config["as_of"]}},
                 "listings_submission": {
                     "config": {
-                        "feeds_per_window": FEEDS_PER_WINDOW,
-                        "feed_window_seconds": FEED_WINDOW_S / scale,
                         "poll_initial_seconds": 5.0 / scale,
                         "poll_max_wait_seconds": 1800.0 / scale,
                     }

@@ -77,10 +77,11 @@ def main(argv: list[str]) -> int:
             "max_attempts": 2,
             "backoff_base": 0.01,
             "backoff_cap": 0.05,
+            "feed_window_seconds": 1.0,
         }
     )
     channel = channel_for(channel_name)
-    settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05), feed_window_seconds=1.0)
+    settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05))
     hook = (lambda feed_id: _die()) if kill_at == "after_feed_recorded" else None
     warehouse = Warehouse(data_dir=data)
     client = spapi.client_for(channel.seller_id, region=channel.region)

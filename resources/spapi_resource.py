@@ -43,9 +43,9 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from resources.spapi import Counters, RetryPolicy, SpApiClient, Throttle, TokenCache, UsagePlan
-from seller.config import data_dir
+from seller.config import ChannelConfigError, config_path, data_dir, load_channels
 
-__all__ = ["SpApiResource", "ENV_VARS", "LwaSecretError", "lwa_env_fields", "read_lwa_secret"]
+__all__ = ["SpApiResource", "ENV_VARS", "LwaSecretError", "MissingSellerGrant", "lwa_env_fields", "read_lwa_secret"]
 
 ENV_VARS = {
     "client_id": "SPAPI_LWA_CLIENT_ID",
@@ -68,6 +68,11 @@ _SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "aws_secret_access
 class LwaSecretError(RuntimeError):
     """The LWA credentials could not be read from Secrets Manager. The message names the secret and what is wrong,
     never a value of it."""
+
+
+class MissingSellerGrant(RuntimeError):
+    """A seller has no LWA grant of its own and the default refresh token cannot be its: nothing was sent. The message
+    names the variable to set, never a token."""
 
 
 @contextmanager
@@ -143,8 +148,9 @@ def lwa_env_fields(defaults: dict[str, str] | None = None) -> dict[str, Any]:
 class SpApiResource(dg.ConfigurableResource):
     """Amazon Selling Partner API access for one application (LWA client) and its sellers.
 
-    `refresh_token` authorises the default seller; `client_for(seller_id, refresh_token=...)` serves other sellers
-    whose channel entries name their own credentials. Requests are SigV4-signed only when both AWS keys are set.
+    `refresh_token` authorises the one seller of a single-seller channels config; with several sellers, each needs
+    its own grant (`SPAPI_LWA_REFRESH_TOKEN_<SELLER_ID>` or `client_for(seller_id, refresh_token=...)`). Requests
+    are SigV4-signed only when both AWS keys are set.
     The LWA credentials are either the three fields or, with `lwa_secret_id`, the Secrets Manager secret of that name
     or ARN (read at set-up from `lwa_secret_region` / `lwa_secret_endpoint_url`, or boto3's defaults); not both.
     """
@@ -169,6 +175,7 @@ class SpApiResource(dg.ConfigurableResource):
     backoff_cap: float = 30.0
     requests_per_minute: int = 30
     requests_per_day: int = 36_000
+    feed_window_seconds: float | None = None  # None: Amazon's window per feed type; tests and benchmarks shrink it
     usage_plans: dict[str, dict[str, float]] = {}
 
     _clients: dict[tuple[str, str, str], SpApiClient] = PrivateAttr(default_factory=dict)
@@ -247,6 +254,7 @@ class SpApiResource(dg.ConfigurableResource):
                     state / "throttle.sqlite3",
                     requests_per_minute=self.requests_per_minute,
                     requests_per_day=self.requests_per_day,
+                    feed_window_seconds=self.feed_window_seconds,
                 )
                 self._token_cache = TokenCache(state / "lwa-tokens.json")
 
@@ -261,10 +269,16 @@ class SpApiResource(dg.ConfigurableResource):
     def client_for(self, seller_id: str, *, region: str | None = None, refresh_token: str | None = None) -> SpApiClient:
         """The (cached) client for one seller. `region` (a channel's `na`/`eu`/`fe`) picks that region's production
         endpoint unless `endpoint` overrides it. Each seller authorizes the application with its own refresh token:
-        `refresh_token`, else `SPAPI_LWA_REFRESH_TOKEN_<SELLER_ID>` from the environment, else the resource's."""
+        `refresh_token`, else `SPAPI_LWA_REFRESH_TOKEN_<SELLER_ID>` from the environment, else the resource's, which
+        is the grant of a channels config's only seller: with several sellers configured it could be any one's, and
+        grant-scoped calls would act on that account, so a seller without its own grant raises `MissingSellerGrant`
+        before anything is sent."""
         self._ensure_shared()
         lwa = self._lwa_credentials()
-        token = refresh_token or os.environ.get(f"{SELLER_TOKEN_ENV_PREFIX}{seller_id}") or lwa["refresh_token"]
+        token = refresh_token or os.environ.get(f"{SELLER_TOKEN_ENV_PREFIX}{seller_id}")
+        if not token:
+            self._check_default_grant(seller_id)
+            token = lwa["refresh_token"]
         region = region or self.region
         key = (seller_id, region, token)
         with self._lock:
@@ -299,6 +313,25 @@ class SpApiResource(dg.ConfigurableResource):
                 )
                 self._clients[key] = client
             return client
+
+    @staticmethod
+    def _check_default_grant(seller_id: str) -> None:
+        """The resource's refresh token may serve `seller_id` only when the channels config lists that seller alone."""
+        variable = f"{SELLER_TOKEN_ENV_PREFIX}{seller_id}"
+        try:
+            sellers = sorted({channel.seller_id for channel in load_channels().values()})
+        except ChannelConfigError as exc:
+            raise MissingSellerGrant(
+                f"seller {seller_id}: set {variable} to its LWA refresh token; without it the default "
+                f"{ENV_VARS['refresh_token']} serves only the one seller of the channels config, which could not "
+                f"be read ({exc})"
+            ) from None
+        if sellers != [seller_id]:
+            raise MissingSellerGrant(
+                f"seller {seller_id} has no LWA grant of its own: set {variable} to its refresh token. The default "
+                f"{ENV_VARS['refresh_token']} serves only a channels config with exactly one seller; "
+                f"{config_path()} lists {', '.join(sellers) or 'none'}. Nothing was sent for this seller."
+            )
 
     @property
     def counters(self) -> Counters:

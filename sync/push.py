@@ -76,8 +76,6 @@ class PushSettings:
     max_messages: int = MAX_MESSAGES
     legacy_flat_files: bool = False  # submit POST_FLAT_FILE_PRICEANDQUANTITYONLY_UPDATE_DATA (Amazon: FATAL)
     readback_sample: int = 20  # accepted SKUs read back per run, on top of every warned SKU
-    feeds_per_window: int = 5  # JSON_LISTINGS_FEED: 5 submissions per 5 minutes
-    feed_window_seconds: float = 300.0
     # A SKU Amazon answered category_restricted (gated: the seller needs approval) is not resent for this long;
     # then it is tried again, so an approval granted in Seller Central is picked up without resending every run.
     restricted_retry_hours: float = 24.0
@@ -395,23 +393,7 @@ class Push:
         self.con.execute("COMMIT")
         return submission_id
 
-    def _pace(self) -> None:
-        """Keep JSON_LISTINGS_FEED within its own limit (5 submissions per 5 minutes per seller)."""
-        window = self.settings.feed_window_seconds
-        while True:
-            since = datetime.now(UTC) - timedelta(seconds=window)
-            recent = self.con.execute(
-                "SELECT count(*), min(submitted_at) FROM submissions WHERE feed_type = ? AND submitted_at > ?",
-                [self.feed_type, since],
-            ).fetchall()[0]
-            if recent[0] < self.settings.feeds_per_window:
-                return
-            wait = (recent[1] - since).total_seconds() + 0.01
-            log.info("feed limit reached: waiting %.1f s before the next %s", wait, self.feed_type)
-            self.sleep(max(wait, 0.01))
-
     def _submit(self, submission_id: str, document: bytes) -> str:
-        self._pace()
         content_type = TSV_CONTENT_TYPE if self.settings.legacy_flat_files else JSON_CONTENT_TYPE
         feed_id = self.client.submit_feed(
             self.feed_type, [self.channel.marketplace_id], document, content_type=content_type

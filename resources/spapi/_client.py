@@ -136,6 +136,7 @@ class SpApiClient(FeedsMixin):
         retry: RetryPolicy | None = None,
         requests_per_minute: int = 30,
         requests_per_day: int = 36_000,
+        feed_window_seconds: float | None = None,
         usage_plans: Mapping[str, UsagePlan] | None = None,
         throttle: Throttle | None = None,
         token_cache: TokenCache | None = None,
@@ -163,7 +164,10 @@ class SpApiClient(FeedsMixin):
         state = Path(state_dir) if state_dir is not None else Path.home() / ".cache" / "spapi"
         self.state_dir = state
         self.throttle = throttle or Throttle(
-            state / "throttle.sqlite3", requests_per_minute=requests_per_minute, requests_per_day=requests_per_day
+            state / "throttle.sqlite3",
+            requests_per_minute=requests_per_minute,
+            requests_per_day=requests_per_day,
+            feed_window_seconds=feed_window_seconds,
         )
         self._token_cache = token_cache or TokenCache(state / "lwa-tokens.json")
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
@@ -249,6 +253,12 @@ class SpApiClient(FeedsMixin):
                 self._grantless[scope] = provider
             return provider
 
+    @property
+    def throttle_key(self) -> str:
+        """Whose budgets this client's calls spend in the shared throttle: the seller in its region. Amazon's usage
+        plans are per selling-partner account and region, so one seller id in two regions has two sets of buckets."""
+        return f"{self.seller_id}@{self.region}"
+
     def redact(self, text: str) -> str:
         """`text` with every credential this client knows (including current access tokens) replaced."""
         secrets = list(self._secrets)
@@ -292,7 +302,8 @@ class SpApiClient(FeedsMixin):
         if body is not None:
             content = dumps(body)
             request_headers.setdefault("content-type", "application/json")
-        bucket_owner = f"app:{self._client_id}" if op.grantless_scope else self.seller_id
+        # Grantless calls spend the application's budget in the region, the others the seller's.
+        bucket_owner = f"app:{self._client_id}@{self.region}" if op.grantless_scope else self.throttle_key
         request = self._http.build_request(
             op.method,
             url,

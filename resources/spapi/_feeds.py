@@ -26,9 +26,12 @@ from feeds.reports import (
 )
 from resources.spapi._exceptions import FeedError
 from resources.spapi._json import dumps
+from resources.spapi.operations import FEED_SUBMISSION_LIMITS
 
 if TYPE_CHECKING:
     from resources.spapi._client import SpApiResponse
+    from resources.spapi._throttle import Throttle
+    from resources.spapi._transport import Counters, RetryPolicy
 
 __all__ = ["FeedPolling", "FeedResult", "FeedsMixin", "feed_finished_from_notification", "TERMINAL_STATUSES"]
 
@@ -159,6 +162,10 @@ class FeedsMixin:
     """Feeds methods of `SpApiClient` (relies on its `call`, `upload_document`, `download_document`)."""
 
     call: Callable[..., SpApiResponse]
+    throttle: Throttle
+    throttle_key: str
+    counters: Counters
+    _retry: RetryPolicy
     paginate: Callable[..., Iterator[Any]]
     upload_document: Callable[[str, bytes, str], None]
     download_document: Callable[[str], tuple[bytes, str | None]]
@@ -180,8 +187,10 @@ class FeedsMixin:
 
         `content` may be a JSON document (dict; sent as ``application/json``, Decimals exact), text (encoded with
         the charset of `content_type`, default ``text/tab-separated-values; charset=UTF-8``) or bytes (then
-        `content_type` is required and must describe them). Note Amazon's limit of 5 JSON_LISTINGS_FEED
-        submissions per 5 minutes per region, separate from createFeed's own usage plan.
+        `content_type` is required and must describe them). A feed type with a submission limit of its own
+        (`FEED_SUBMISSION_LIMITS`: JSON_LISTINGS_FEED, 5 per 5 minutes) takes one of the seller × region's
+        submissions, shared by every process of the machine, before createFeed: it waits up to the window plus the
+        retry policy's time budget for one to free, then raises `Throttled` (nothing created).
         """
         payload, declared = _encode_content(content, content_type)
         document = self.create_feed_document(declared)
@@ -193,7 +202,22 @@ class FeedsMixin:
         }
         if feed_options:
             body["feedOptions"] = dict(feed_options)
-        feed_id = str(self.call("createFeed", body=body).data["feedId"])
+        limit = FEED_SUBMISSION_LIMITS.get(feed_type)
+        if limit is None:
+            feed_id = str(self.call("createFeed", body=body).data["feedId"])
+        else:
+            window = self.throttle.feed_window_seconds or limit.seconds
+            with self.throttle.feed_submission(
+                self.throttle_key,
+                feed_type,
+                limit.submissions,
+                limit.seconds,
+                max_wait=window + self._retry.max_total_seconds,
+            ) as waited:
+                if waited:
+                    self.counters.add("createFeed", waited_seconds=waited)
+                    log.info("%s limit: waited %.1f s for a submission", feed_type, waited)
+                feed_id = str(self.call("createFeed", body=body).data["feedId"])
         log.info("submitted %s feed %s (%d bytes, %s)", feed_type, feed_id, len(payload), declared)
         return feed_id
 

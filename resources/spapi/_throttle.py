@@ -1,4 +1,5 @@
-"""Token buckets per seller × operation and the seller's global request caps, shared by every process of a machine.
+"""Token buckets per seller × operation, the seller's global request caps and the feed-submission windows, shared by
+every process of a machine.
 
 State lives in a small SQLite database in the client's state directory; every decision is one short
 `BEGIN IMMEDIATE` transaction, so two Dagster runs (processes) for the same seller share the same buckets and never
@@ -12,17 +13,29 @@ Amazon's does not turn an on-time call into a 429.
 
 Global caps (the Sales Channel module's "30 requests/minute, 36,000/day per seller") are sliding windows counted in
 slots (1/60 of the window each); a slot counts in full until the whole slot has left the window, so the count never
-underestimates. A cap of 0 switches it off.
+underestimates. A reservation may lie in the future (a bucket's queue), so a new request must fit every window that
+contains its send time, the reservations after it included. A cap of 0 switches it off.
+
+Feed-submission windows (JSON_LISTINGS_FEED: 5 per 5 minutes per selling-partner account and region, on top of
+createFeed's usage plan) are kept per seller × feed type as the times of the submissions themselves: a slot is taken
+only when it fits now, counts as sent "now" while the createFeed call is in flight, and keeps the time the call ended
+(never earlier than Amazon saw it).
+
+`seller` is the owner of a budget as the client names it: the seller id and the region (`A3SELLER@eu`), because
+Amazon's usage plans are per selling-partner account and region.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +54,16 @@ CREATE TABLE IF NOT EXISTS windows (
     seller TEXT NOT NULL, kind TEXT NOT NULL, slot INTEGER NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (seller, kind, slot)
 );
+CREATE TABLE IF NOT EXISTS feed_submissions (
+    id TEXT PRIMARY KEY, seller TEXT NOT NULL, feed_type TEXT NOT NULL,
+    taken REAL NOT NULL, ended REAL
+);
+CREATE INDEX IF NOT EXISTS feed_submissions_by_owner ON feed_submissions (seller, feed_type);
 """
+
+# A createFeed call is bounded by the retry policy (minutes at most); a submission whose process died mid-call is
+# counted as sent at `taken` + this, the latest moment the call could have reached Amazon.
+_IN_FLIGHT_LIMIT = 900.0
 
 
 @dataclass(frozen=True)
@@ -60,15 +82,25 @@ class _Window:
     period: float
 
     @property
+    def slots(self) -> int:
+        """How many slots the window spans: two requests whose slots differ by at most this may share a window."""
+        return 60 if self.kind == "minute" else 1440
+
+    @property
     def slot_len(self) -> float:
-        return self.period / 60.0 if self.kind == "minute" else self.period / 1440.0
+        return self.period / self.slots
+
+    def slot(self, at: float) -> int:
+        # The epsilon keeps a time computed as slot × slot_len in that slot despite float rounding.
+        return math.floor(at / self.slot_len + 1e-9)
 
 
 class Throttle:
     """The shared limiter. Thread-safe; every process that opens the same `path` shares its state.
 
     `requests_per_minute` / `requests_per_day` are per seller over all operations (0 = off). `minute_seconds` and
-    `day_seconds` exist so tests can shrink the windows; production keeps 60 and 86,400.
+    `day_seconds` exist so tests can shrink the windows; production keeps 60 and 86,400. `feed_window_seconds`
+    replaces every feed type's documented window likewise (None: Amazon's, from `operations.FEED_SUBMISSION_LIMITS`).
     """
 
     def __init__(
@@ -81,6 +113,7 @@ class Throttle:
         burst_margin: int = 1,
         minute_seconds: float = 60.0,
         day_seconds: float = 86_400.0,
+        feed_window_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -98,6 +131,9 @@ class Throttle:
             )
             if w.cap > 0
         ]
+        if feed_window_seconds is not None and not feed_window_seconds > 0:
+            raise ValueError("feed_window_seconds must be > 0 (None: Amazon's documented window)")
+        self.feed_window_seconds = feed_window_seconds
         self.rate_safety = rate_safety
         self.burst_margin = burst_margin
         self._clock = clock
@@ -160,7 +196,7 @@ class Throttle:
             send_at = now if tokens >= 1 else now + (1 - tokens) / eff_rate
             limited_by = "bucket"
             for window in self.windows:
-                ready = self._window_ready(conn, seller, window, send_at)
+                ready = self._window_ready(conn, seller, window, send_at, now)
                 if ready > send_at:
                     send_at, limited_by = ready, window.kind
             reserved = limited_by == "bucket"
@@ -174,7 +210,7 @@ class Throttle:
             if reserved:
                 tokens -= 1
                 for window in self.windows:
-                    slot = math.floor(send_at / window.slot_len)
+                    slot = window.slot(send_at)
                     conn.execute(
                         "INSERT INTO windows(seller, kind, slot, count) VALUES (?,?,?,1) "
                         "ON CONFLICT(seller, kind, slot) DO UPDATE SET count = count + 1",
@@ -192,24 +228,43 @@ class Throttle:
             raise
         return Reservation(max(0.0, send_at - now), reserved, limited_by)
 
-    def _window_ready(self, conn: sqlite3.Connection, seller: str, window: _Window, at: float) -> float:
-        """The earliest time ≥ `at` at which one more request fits into `window`."""
-        first_slot = math.floor((at - window.period) / window.slot_len)
-        conn.execute("DELETE FROM windows WHERE seller=? AND kind=? AND slot < ?", (seller, window.kind, first_slot))
+    def _window_ready(self, conn: sqlite3.Connection, seller: str, window: _Window, at: float, now: float) -> float:
+        """The earliest time ≥ `at` at which one more request fits every span of `window` that contains it.
+
+        Slots are counted in whole: a request in slot x shares a window with every request whose slot is within
+        `window.slots` of x, before or after (reservations placed in the future count too). Only slots that no
+        request from `now` on can share a window with are pruned: `at` may be a future send time, and the history
+        between `now` and it still limits the requests of other operations sent before it.
+        """
+        span = window.slots
+        first = window.slot(now) - span
+        conn.execute("DELETE FROM windows WHERE seller=? AND kind=? AND slot < ?", (seller, window.kind, first))
         rows = conn.execute(
-            "SELECT slot, count FROM windows WHERE seller=? AND kind=? AND slot >= ? ORDER BY slot",
-            (seller, window.kind, first_slot),
+            "SELECT slot, count FROM windows WHERE seller=? AND kind=? ORDER BY slot", (seller, window.kind)
         ).fetchall()
-        total = sum(count for _, count in rows)
-        if total < window.cap:
+        if sum(count for _, count in rows) < window.cap:
             return at
-        # Drop the oldest slots until one request fits; slot s leaves the window at (s + 1) * slot_len + period.
-        excess = total - window.cap + 1
-        for slot, count in rows:
-            excess -= count
-            if excess <= 0:
-                return max(at, (slot + 1) * window.slot_len + window.period)
-        return at  # unreachable: the rows sum to total
+        slots = [slot for slot, _ in rows]
+        totals = [0]
+        for _, count in rows:
+            totals.append(totals[-1] + count)
+
+        def in_span(lo: int, hi: int) -> int:
+            return totals[bisect.bisect_right(slots, hi)] - totals[bisect.bisect_left(slots, lo)]
+
+        def fits(x: int) -> bool:
+            # Of the windows [j, j + span] containing x, the fullest starts at x - span or where its right edge
+            # reaches a slot after x.
+            later = slots[bisect.bisect_right(slots, x) : bisect.bisect_right(slots, x + span)]
+            starts = [x - span, *(s - span for s in later)]
+            return all(in_span(j, j + span) < window.cap for j in starts)
+
+        # x becomes possible where a slot leaves the spans around it: the candidates are `at` and every s + span + 1.
+        start = window.slot(at)
+        for x in [start, *sorted({s + span + 1 for s in slots if s + span + 1 > start})]:
+            if fits(x):
+                return at if x == start else x * window.slot_len
+        return at  # unreachable: past the last slot every window is empty
 
     def acquire(self, seller: str, operation: str, rate: float, burst: int, deadline: float | None = None) -> float:
         """Block until a token for `operation` is ours; return the seconds waited (`Throttled` past `deadline`)."""
@@ -221,6 +276,70 @@ class Throttle:
                 waited += reservation.wait
             if reservation.reserved:
                 return waited
+
+    # -- feed submissions ---------------------------------------------------------------------------------------------
+    @contextmanager
+    def feed_submission(
+        self, seller: str, feed_type: str, limit: int, period: float, max_wait: float | None = None
+    ) -> Iterator[float]:
+        """Hold one of the `limit` submissions of `feed_type` that `seller` may make per `period` seconds around the
+        createFeed call in the `with` block; yields the seconds waited for it.
+
+        Waits (sleeping outside the lock) until a submission leaves the window; raises `Throttled`, holding nothing,
+        when none frees within `max_wait` seconds. On exit the submission keeps the time the call ended, whatever its
+        outcome (a failed call may still have reached Amazon).
+        """
+        period = self.feed_window_seconds or period
+        deadline = None if max_wait is None else self._clock() + max_wait
+        waited = 0.0
+        while True:
+            taken, wait = self._take_feed_slot(seller, feed_type, limit, period, deadline)
+            if taken is not None:
+                break
+            self._sleep(wait)
+            waited += wait
+        try:
+            yield waited
+        finally:
+            self._connect().execute("UPDATE feed_submissions SET ended=? WHERE id=?", (self._clock(), taken))
+
+    def _take_feed_slot(
+        self, seller: str, feed_type: str, limit: int, period: float, deadline: float | None
+    ) -> tuple[str | None, float]:
+        """(the submission's id, 0) when one fits now, else (None, seconds until one may)."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = self._clock()
+            rows = conn.execute(
+                "SELECT id, taken, ended FROM feed_submissions WHERE seller=? AND feed_type=?", (seller, feed_type)
+            ).fetchall()
+            # A call still in flight counts as sent now (a dead process's, at the latest time it could have been).
+            sent = {row[0]: row[2] if row[2] is not None else min(now, row[1] + _IN_FLIGHT_LIMIT) for row in rows}
+            gone = [key for key, at in sent.items() if at <= now - period]
+            conn.executemany("DELETE FROM feed_submissions WHERE id=?", [(key,) for key in gone])
+            times = sorted(at for key, at in sent.items() if key not in gone)
+            if len(times) < limit:
+                taken = uuid.uuid4().hex
+                conn.execute(
+                    "INSERT INTO feed_submissions(id, seller, feed_type, taken) VALUES (?,?,?,?)",
+                    (taken, seller, feed_type, now),
+                )
+                conn.execute("COMMIT")
+                return taken, 0.0
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        free_at = times[len(times) - limit] + period
+        if deadline is not None and free_at > deadline:
+            raise Throttled(
+                f"no {feed_type} submission for seller {seller} within the call's time budget: {limit} per "
+                f"{period:g} s are taken, the next frees in {free_at - now:.1f} s",
+                operation="createFeed",
+            )
+        return None, max(free_at - now, 1e-3)
 
     # -- feedback from Amazon -----------------------------------------------------------------------------------------
     def adopt_rate(self, seller: str, operation: str, rate: float) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-__all__ = ["Operation", "OPERATIONS", "operation", "NOTIFICATIONS_SCOPE"]
+__all__ = ["Operation", "OPERATIONS", "operation", "NOTIFICATIONS_SCOPE", "FeedLimit", "FEED_SUBMISSION_LIMITS"]
 
 # Scope of grantless tokens for the Notifications API's destination operations (Amazon's ScopeConstants).
 NOTIFICATIONS_SCOPE = "sellingpartnerapi::notifications"
@@ -119,6 +119,22 @@ OPERATIONS: dict[str, Operation] = {
         _op("getMarketplaceParticipations", "sellers", "GET", "/sellers/v1/marketplaceParticipations", 0.016, 15),
     ]
 }
+
+
+@dataclass(frozen=True)
+class FeedLimit:
+    """A feed type's own submission limit: at most `submissions` createFeed calls of the type per `seconds`."""
+
+    submissions: int
+    seconds: float
+
+
+# Feed types whose submissions Amazon limits on top of createFeed's usage plan, per selling-partner account and region
+# (the client keeps them per seller × region × feed type, shared by every process of the machine). JSON_LISTINGS_FEED:
+# "5 submissions per 5 minutes per region" since 2025-05-06 (Amazon's changelog "Update feed size and rate limit
+# changes for the JSON_LISTINGS_FEED"; createFeed's description in feeds_2021-06-30.json says this limit differs from
+# createFeed's own). Amazon documents no such limit for the other feed types.
+FEED_SUBMISSION_LIMITS: dict[str, FeedLimit] = {"JSON_LISTINGS_FEED": FeedLimit(submissions=5, seconds=300.0)}
 
 
 def operation(name: str) -> Operation:

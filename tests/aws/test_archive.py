@@ -38,7 +38,7 @@ DOCUMENTS = [
 
 
 def run(data: Path, spapi: Any, push: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
-    config = {"poll_initial_seconds": 0.05, "feed_window_seconds": 1.0, **(push or {})}
+    config = {"poll_initial_seconds": 0.05, **(push or {})}
     return dg.materialize(
         [*ALL_ASSETS, feed_archive],
         partition_key="us",

@@ -75,7 +75,7 @@ class Scenario:
         assets: list[Any] | None = None,
         **kw: Any,
     ) -> dg.ExecuteInProcessResult:
-        config = {"poll_initial_seconds": 0.05, "feed_window_seconds": 1.0, **(push or {})}
+        config = {"poll_initial_seconds": 0.05, **(push or {})}
         result = dg.materialize(
             assets or ALL_ASSETS,
             partition_key=channel,

@@ -54,7 +54,7 @@ spapi = SpApiResource(**json.loads(os.environ["RELIABILITY_SPAPI"]))
 Path(ready).touch()
 while not Path(go).exists():
     time.sleep(0.01)
-config = {"poll_initial_seconds": 0.05, "feed_window_seconds": 1.0}
+config = {"poll_initial_seconds": 0.05}
 result = dg.materialize(
     [reservations, *ALL_ASSETS],
     partition_key=channel,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from decimal import Decimal
 
 import pytest
 
 from feeds.reports import ReportRow
 from resources.spapi import FeedError, FeedPolling, feed_finished_from_notification
-from tests.spapi.conftest import SELLER, US, fault, listings
+from seller.config import parse_channels
+from tests.spapi.conftest import DE, FAST_RETRY, SELLER, US, credentials, fault, listings
+
+UK, FR = "A1F83G8C2ARO7P", "A13V1IB3VIYZZH"
 
 FAST = FeedPolling(initial=0.05, factor=1.5, maximum=0.2, in_queue_deadline=1.0, max_wait=10.0)
 
@@ -153,3 +158,69 @@ def test_text_content_is_declared_and_encoded_as_utf8(emulator, make_client) -> 
     assert upload.content == "sku\tquantity\nGrößé\t1\n".encode()
     with pytest.raises(ValueError, match="content_type"):
         client.submit_feed("X", [US], b"raw bytes")
+
+
+def _submit_feeds(kwargs: dict, marketplace: str, n: int, out) -> None:  # runs in a spawned process
+    from resources.spapi import SpApiClient, UsagePlan
+
+    client = SpApiClient(
+        **kwargs,
+        # The emulator's rates are ×300 (its JSON_LISTINGS_FEED window 300 s / 300 = 1 s): createFeed's bucket too.
+        usage_plans={"createFeed": UsagePlan(2.5, 15), "createFeedDocument": UsagePlan(150, 15)},
+    )
+    started = time.time()
+    document = {
+        "header": {"sellerId": kwargs["seller_id"], "version": "2.0", "issueLocale": "en_US"},
+        "messages": [_patch_message(1, "NO-SUCH-SKU", _quantity(1))],
+    }
+    ids = [client.submit_feed("JSON_LISTINGS_FEED", [marketplace], document) for _ in range(n)]
+    counters = client.counters.by_operation["createFeed"]
+    out.put({"marketplace": marketplace, "ids": ids, "throttled": counters.throttled, "s": time.time() - started})
+    client.close()
+
+
+def test_two_runs_of_one_eu_seller_never_exceed_its_json_listings_feed_limit(emulator_factory, tmp_path) -> None:
+    # uk and de of seller A (one account in region eu), each in its own process with its own ledger, submit 6
+    # JSON_LISTINGS_FEEDs at once; seller B submits 5 alongside. Amazon's 5 per 5 minutes is 5 per second here.
+    seller_b = "A2SECONDSELLER7"
+    channels = parse_channels(
+        {
+            "channels": [
+                {"name": "uk", "seller_id": SELLER, "marketplace_id": UK, "region": "eu"},
+                {"name": "de", "seller_id": SELLER, "marketplace_id": DE, "region": "eu"},
+                {"name": "fr", "seller_id": seller_b, "marketplace_id": FR, "region": "eu"},
+            ]
+        }
+    )
+    server = emulator_factory(synthetic=20, channels=channels, rate_scale=300.0)
+    base = {
+        **credentials(server),
+        "endpoint": server.url,
+        "token_url": server.token_url,
+        "region": "eu",
+        "state_dir": str(tmp_path / "state"),  # one machine: one shared throttle state
+        "requests_per_minute": 0,
+        "requests_per_day": 0,
+        "feed_window_seconds": 1.0,
+        "retry": FAST_RETRY,
+    }
+    jobs = [
+        ({**base, "seller_id": SELLER}, UK, 6),
+        ({**base, "seller_id": SELLER}, DE, 6),
+        ({**base, "seller_id": seller_b, "refresh_token": f"Atzr|emulator-refresh-token-{seller_b}"}, FR, 5),
+    ]
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_submit_feeds, args=(*job, queue)) for job in jobs]
+    for p in procs:
+        p.start()
+    results = {r["marketplace"]: r for r in (queue.get(timeout=120) for _ in procs)}
+    for p in procs:
+        p.join(timeout=30)
+    assert [results[m]["throttled"] for m in (UK, DE, FR)] == [0, 0, 0]  # Amazon (the emulator) never said 429
+    feeds = server.state.store.feeds
+    created = sorted(feeds[i].created for m in (UK, DE) for i in results[m]["ids"])
+    assert len(created) == 12
+    assert max(sum(1 for t in created if start <= t < start + 1.0) for start in created) <= 5
+    assert created[-1] - created[0] >= 2.0  # 12 at 5 per second: three windows
+    assert results[FR]["s"] < 1.0  # the other seller's five went at once

@@ -147,3 +147,125 @@ def test_two_processes_share_one_bucket(tmp_path: Path) -> None:
     # and no 1-second window holds more than rate + burst calls
     for start in stamps:
         assert sum(1 for t in stamps if start <= t < start + 1.0) <= 22
+
+
+def _most_in_any_window(sent: list[float], period: float) -> int:
+    """The largest number of send times in one sliding window [t, t + period)."""
+    return max(sum(1 for t in sent if start <= t < start + period) for start in sent)
+
+
+def _simulate(
+    throttle: Throttle, clock: FakeClock, actors: list[tuple[str, float, int]], seconds: float
+) -> list[float]:
+    """Threads that each call one operation again and again, in fake time: a thread whose token was reserved in the
+    future sleeps until then, sends, and asks again; one blocked by a cap asks again when told. The send times."""
+    free_at = [clock.now] * len(actors)
+    sent: list[float] = []
+    end = clock.now + seconds
+    while clock.now < end:
+        for i, (operation, rate, burst) in enumerate(actors):
+            if free_at[i] <= clock.now:
+                reservation = throttle.reserve("S", operation, rate, burst)
+                free_at[i] = clock.now + reservation.wait
+                if reservation.reserved:
+                    sent.append(clock.now + reservation.wait)
+        clock.now += 0.25
+    return sorted(sent)
+
+
+def test_a_reservation_in_the_future_keeps_the_window_history_of_the_others(tmp_path: Path) -> None:
+    # A 3/minute cap, one slow operation (createFeed's rate: a token every 120 s, reserved that far ahead) and a
+    # fast one. Pruning the history before the slow reservation's own window let the fast one send 5 in 60 s.
+    clock = FakeClock(start=600.0)
+    throttle = make(tmp_path, clock, requests_per_minute=3)
+    sent = _simulate(throttle, clock, [("slow", 0.0083, 1), ("fast", 100, 100)], 600)
+    assert len(sent) >= 25  # the cap, not a stall, is what limits them: ~3 a minute
+    assert _most_in_any_window(sent, 60.0) <= 3
+
+
+def test_no_minute_or_day_window_ever_exceeds_its_cap_with_reservations_ahead(tmp_path: Path) -> None:
+    clock = FakeClock(start=7_777.7)
+    # Day window shrunk to 600 s (slots of 0.417 s) so both caps bind in a 30-minute run.
+    throttle = make(tmp_path, clock, requests_per_minute=4, requests_per_day=25, day_seconds=600.0)
+    actors = [("createFeed", 0.0083, 1), ("getOrders", 0.0167, 2), ("slow", 0.05, 1)]
+    actors += [("fast", 50, 10), ("fast", 50, 10)]
+    sent = _simulate(throttle, clock, actors, 1800)
+    assert _most_in_any_window(sent, 60.0) <= 4
+    assert _most_in_any_window(sent, 600.0) <= 25
+    assert len(sent) >= 60  # three day windows' worth: the caps are used, not just respected
+
+
+# -- feed submissions (JSON_LISTINGS_FEED: 5 per 5 minutes per seller × region) ----------------------------------------
+def _submit(throttle: Throttle, owner: str, clock: FakeClock, max_wait: float | None = None) -> float:
+    with throttle.feed_submission(owner, "JSON_LISTINGS_FEED", 5, 300.0, max_wait=max_wait):
+        return clock.now
+
+
+def test_feed_submissions_wait_for_the_window_and_stay_per_seller_region_and_type(tmp_path: Path) -> None:
+    clock = FakeClock()
+    throttle = make(tmp_path, clock)
+    start = clock.now
+    sent = [_submit(throttle, "S@eu", clock) for _ in range(12)]
+    assert sent[:5] == [start] * 5
+    assert sent[5] == pytest.approx(start + 300.0)  # the first leaves the window 300 s after it ended
+    assert _most_in_any_window(sent, 300.0) == 5
+    # Another region of the same seller, another seller, another feed type: not slowed by S@eu's full window.
+    assert [_submit(throttle, "S@na", clock) for _ in range(5)] == [clock.now] * 5
+    assert [_submit(throttle, "T@eu", clock) for _ in range(5)] == [clock.now] * 5
+    with throttle.feed_submission("S@eu", "POST_FLAT_FILE_INVLOADER_DATA", 5, 300.0) as waited:
+        assert waited == 0
+
+
+def test_a_feed_submission_in_flight_counts_and_keeps_the_time_its_call_ended(tmp_path: Path) -> None:
+    clock = FakeClock()
+    throttle = make(tmp_path, clock)
+    for _ in range(4):
+        _submit(throttle, "S@eu", clock)
+    with throttle.feed_submission("S@eu", "JSON_LISTINGS_FEED", 5, 300.0):
+        clock.now += 100  # a slow createFeed: Amazon may have seen it at its very end
+        with pytest.raises(Throttled, match="JSON_LISTINGS_FEED"):
+            _submit(throttle, "S@eu", clock, max_wait=150.0)  # nothing frees before the first four leave (300 s)
+    clock.now = 1_000_000.0 + 300.0
+    # The first four left; the slow one counts from when it ended (+100), not from when it was taken (+0).
+    assert [_submit(throttle, "S@eu", clock) for _ in range(4)] == [clock.now] * 4
+    with pytest.raises(Throttled):
+        _submit(throttle, "S@eu", clock, max_wait=99.0)
+    assert _submit(throttle, "S@eu", clock, max_wait=101.0) == pytest.approx(1_000_000.0 + 400.0)
+
+
+def test_shrunk_feed_window_is_the_test_hook(tmp_path: Path) -> None:
+    clock = FakeClock()
+    throttle = make(tmp_path, clock, feed_window_seconds=2.0)
+    sent = [_submit(throttle, "S@eu", clock) for _ in range(6)]
+    assert sent[5] - sent[0] == pytest.approx(2.0)
+
+
+def _feeds(path: str, owner: str, n: int, out) -> None:  # runs in a spawned process
+    throttle = Throttle(path, requests_per_minute=0, requests_per_day=0, feed_window_seconds=1.0)
+    stamps = []
+    for _ in range(n):
+        with throttle.feed_submission(owner, "JSON_LISTINGS_FEED", 5, 300.0, max_wait=30.0):
+            stamps.append(time.time())
+    out.put((owner, stamps))
+
+
+def test_two_processes_of_one_eu_seller_share_its_feed_window(tmp_path: Path) -> None:
+    # uk and de of one EU seller (two runs, two processes) take 8 submissions each; another region and another
+    # seller submit alongside. The window is shrunk to 1 s: 5 per second for S@eu, whoever submits.
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    path = str(tmp_path / "shared.sqlite3")
+    Throttle(path)
+    jobs = [("S@eu", 8), ("S@eu", 8), ("S@na", 5), ("T@eu", 5)]
+    procs = [ctx.Process(target=_feeds, args=(path, owner, n, queue)) for owner, n in jobs]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    eu = sorted(t for owner, stamps in results if owner == "S@eu" for t in stamps)
+    assert len(eu) == 16 and _most_in_any_window(eu, 1.0) <= 5
+    assert eu[-1] - eu[0] >= 3.0 - 0.05  # 16 submissions at 5 per second need three full windows
+    for owner, stamps in results:
+        if owner != "S@eu":
+            assert stamps[-1] - stamps[0] < 0.5, owner  # five at once: not slowed by S@eu

@@ -20,7 +20,7 @@ from resources.spapi import (
 )
 from resources.spapi._transport import Counters, ThrottledTransport, retry_after_seconds
 from resources.spapi.operations import operation
-from tests.spapi.conftest import SELLER, US, fault, listings
+from tests.spapi.conftest import US, fault, listings
 
 
 def test_no_429_reaches_the_caller_under_the_budget(emulator_factory, make_client) -> None:
@@ -53,7 +53,7 @@ def test_reported_rate_is_adopted(emulator_factory, make_client) -> None:
     server = emulator_factory(rate_scale=4.0)
     client = make_client(server)
     client.get_listings_item(listings(server)[0]["sku"], [US])
-    assert client.throttle.snapshot(SELLER, "getListingsItem")["rate"] == pytest.approx(20.0)
+    assert client.throttle.snapshot(client.throttle_key, "getListingsItem")["rate"] == pytest.approx(20.0)
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
@@ -166,5 +166,5 @@ def test_retry_after_is_honoured() -> None:
 def test_operation_registry_drives_bucket_defaults(emulator, make_client) -> None:
     client = make_client(emulator)
     client.get_inventory_summaries(US)
-    snap = client.throttle.snapshot(SELLER, "getInventorySummaries")
+    snap = client.throttle.snapshot(client.throttle_key, "getInventorySummaries")
     assert snap["burst"] == operation("getInventorySummaries").burst == 2

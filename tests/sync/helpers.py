@@ -52,6 +52,7 @@ def spapi_for(server: EmulatorServer, tmp_path: Path, **overrides: Any) -> SpApi
         "backoff_base": 0.01,
         "backoff_cap": 0.05,
         "max_total_seconds": 10.0,
+        "feed_window_seconds": 1.0,
     }
     fields.update(overrides)
     return SpApiResource(**fields)
@@ -60,7 +61,7 @@ def spapi_for(server: EmulatorServer, tmp_path: Path, **overrides: Any) -> SpApi
 def run(
     data: Path, channel: str, spapi: SpApiResource, *, push: dict[str, Any] | None = None, **kwargs: Any
 ) -> dg.ExecuteInProcessResult:
-    config = {"poll_initial_seconds": 0.05, "feed_window_seconds": 1.0, **(push or {})}
+    config = {"poll_initial_seconds": 0.05, **(push or {})}
     return dg.materialize(
         ALL_ASSETS,
         partition_key=channel,

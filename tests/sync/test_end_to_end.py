@@ -172,7 +172,7 @@ def test_a_run_killed_after_create_feed_is_resumed_without_a_second_submission(s
     import dagster as dg
 
     channel = channel_for("us")
-    settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05), feed_window_seconds=1.0)
+    settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05))
 
     def kill(feed_id: str) -> None:
         raise Killed(feed_id)
@@ -206,9 +206,7 @@ def test_a_change_larger_than_one_document_goes_out_as_several_feeds(seller, tmp
     import dagster as dg
 
     channel = channel_for("us")
-    settings = PushSettings(
-        feed_threshold=0, max_messages=2, polling=FeedPolling(initial=0.05), feed_window_seconds=1.0
-    )
+    settings = PushSettings(feed_threshold=0, max_messages=2, polling=FeedPolling(initial=0.05))
     with dg.build_resources({"spapi": spapi}) as resources:
         client = resources.spapi.client_for(channel.seller_id, region=channel.region)
         with Warehouse(data_dir=str(seller)).connect("us") as con:
@@ -224,7 +222,7 @@ def test_a_feed_stuck_in_queue_past_its_deadline_is_cancelled_and_resent(seller,
     server = start_emulator(emulator_factory, seller)
     spapi = spapi_for(server, tmp_path)
     control(server, "POST", "/faults", json={"kind": "feed_stuck", "operation": "createFeed", "count": 1})
-    push = {"feed_threshold": 0, "poll_initial_seconds": 0.05, "poll_max_wait_seconds": 0.3, "feed_window_seconds": 1.0}
+    push = {"feed_threshold": 0, "poll_initial_seconds": 0.05, "poll_max_wait_seconds": 0.3}
     first = run(seller, "us", spapi, push=push)
     assert {s for s, _, _ in submit_rows(seller, "us", first.run_id).values()} == {"pending"}
     [(stuck_id, status)] = query(seller, "us", "SELECT feed_id, status FROM submissions")
