@@ -1,38 +1,65 @@
 """`sqs_notifications_sensor`: drain each seller's SQS queue into the notification store and request channel runs.
 
-Per tick, for every seller with a notifications-enabled channel: receive messages (the first receive long-polls
-`SALES_CHANNEL_SQS_WAIT_SECONDS`, then until the queue is empty, the tick's message cap or its time budget), parse and
-route them, store them in `warehouse/_notifications.duckdb` in one short transaction per batch (duplicates by
+Per tick, the sellers with a notifications-enabled channel are polled in rotation, starting where the last tick
+stopped (`next_seller` in the cursor), `POLL_WORKERS` queues at a time (a thread and a boto3 client each), within
+`TICK_BUDGET_SECONDS`: a worker takes the next seller only while its long poll still fits in the budget. For each
+queue: receive messages (the first receive long-polls `SALES_CHANNEL_SQS_WAIT_SECONDS`, then until the queue is empty,
+`SALES_CHANNEL_SQS_MAX_PER_TICK` messages or the budget), parse and route them, store them in
+`warehouse/_notifications.duckdb` in one short transaction per batch (one transaction at a time; duplicates by
 NotificationId ignored, malformed or unroutable ones kept in `dead_letters` with the reason), and only then delete
 them from the queue. A crash before the delete means redelivery, which the dedup absorbs: at-least-once in, exactly
-once stored.
+once stored. A queue SQS fails on is reported and left for its next turn; the others go on.
 
-Runs are requested from what was stored since the cursor (the newest `received_at` acted on), so notifications
-stored by a tick that failed before its runs were submitted are acted on by the next tick: ORDER_CHANGE and
-FBA_INVENTORY_AVAILABILITY_CHANGES → `inventory_job` (reservations, FBA pull, reconcile, push), ANY_OFFER_CHANGED →
-`prices_job` (competitor offers, reprice, push); one run per channel and job per tick, tagged `seller=<id>`.
+An idle queue costs one long poll, so a tick covers about POLL_WORKERS × TICK_BUDGET_SECONDS / wait idle queues
+(10 × 40 / 2 = 200 with the defaults), and every worker starts at least one queue per tick (the budget exceeds SQS's
+longest long poll, 20 s): with N sellers, every queue is polled at least once every ceil(N / POLL_WORKERS) ticks.
+
+Runs are requested from what was stored since the cursor's `since` (the newest `received_at` acted on), so
+notifications stored by a tick that failed before its runs were submitted are acted on by the next tick: ORDER_CHANGE
+and FBA_INVENTORY_AVAILABILITY_CHANGES → `inventory_job` (reservations, FBA pull, reconcile, push), ANY_OFFER_CHANGED →
+`prices_job` (competitor offers, reprice, push); one run per channel and job per tick, tagged `seller=<id>`, only for
+channels an `enable_channel` run has enabled. Notifications for a channel not enabled yet are stored all the same and
+counted in the cursor's `held` (channel → job → notifications; also in the skip reason and the log); the first tick
+after the channel's enable run requests one run per held job, which reads everything stored for the channel.
 """
 
+import bisect
+import json
 import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from assets.notifications import SqsSettings, queue_url, sqs_client
+from pipelines.enablement import enabled_channels
 from pipelines.jobs import inventory_job, prices_job
 from pipelines.partitions import CHANNELS
 from resources.warehouse import Warehouse
 from seller.config import Channel
 from sync.notifications import Received, ensure_schema, prepare_batch, store_batch
 
-__all__ = ["DrainStats", "drain_queue", "sqs_notifications_sensor", "SENSORS"]
+__all__ = [
+    "DrainStats",
+    "SellerPoll",
+    "SensorCursor",
+    "drain_queue",
+    "poll_sellers",
+    "plan_runs",
+    "sqs_notifications_sensor",
+    "SENSORS",
+]
 
 MAX_PER_TICK_ENV = "SALES_CHANNEL_SQS_MAX_PER_TICK"
 TICK_BUDGET_SECONDS = 40.0  # a sensor evaluation may take at most 60 s
+POLL_WORKERS = 10  # queues long-polled at once (threads waiting on SQS; the store takes one batch at a time)
 # Messages per store transaction (and per delete round). Received messages stay in flight until stored and deleted;
 # 100 keeps that window short (less to redeliver after a crash; moto's SQS, which recounts its in-flight messages
 # for every message it hands out, drains a 10,000-message burst ~15 % faster than with 200) for one more
@@ -63,9 +90,10 @@ def _flush(
     warehouse: Warehouse,
     channels: Mapping[str, Channel],
     stats: DrainStats,
+    store_lock: AbstractContextManager[Any],
 ) -> None:
     batch = prepare_batch(pending, channels, datetime.now(UTC))
-    with warehouse.connect_notifications() as con:
+    with store_lock, warehouse.connect_notifications() as con:
         fresh = store_batch(con, batch)
     stats.stored += len(fresh)
     stats.dead_letters += len(batch.rows["dead_letters"])
@@ -89,10 +117,13 @@ def drain_queue(
     wait_seconds: int,
     max_messages: int,
     deadline: float,
+    store_lock: AbstractContextManager[Any] | None = None,
 ) -> DrainStats:
-    """Receive, store, then delete, until the queue is empty, `max_messages` or the monotonic `deadline`."""
+    """Receive, store, then delete, until the queue is empty, `max_messages` or the monotonic `deadline`;
+    `store_lock` serialises the store transactions of queues drained at the same time."""
     stats = DrainStats()
     pending: list[Received] = []
+    lock = store_lock or nullcontext()
     wait = wait_seconds
     while stats.received < max_messages and time.monotonic() < deadline:
         response = sqs.receive_message(
@@ -108,41 +139,184 @@ def drain_queue(
         stats.received += len(messages)
         pending += [Received(m["MessageId"], m["ReceiptHandle"], m.get("Body", "")) for m in messages]
         if len(pending) >= STORE_EVERY:
-            _flush(sqs, url, pending, warehouse, channels, stats)
+            _flush(sqs, url, pending, warehouse, channels, stats, lock)
     if pending:
-        _flush(sqs, url, pending, warehouse, channels, stats)
+        _flush(sqs, url, pending, warehouse, channels, stats, lock)
     return stats
 
 
-def run_requests_since(warehouse: Warehouse, cursor: str | None, channels: Mapping[str, Channel]) -> tuple[list, str]:
-    """Run requests for notifications stored after `cursor` (an ISO received_at), and the new cursor."""
+@dataclass
+class SellerPoll:
+    """One seller's queue in one tick: what draining it did, or why it was not drained (`problem`)."""
+
+    seller: str
+    stats: DrainStats = field(default_factory=DrainStats)
+    problem: str | None = None
+
+
+def _poll(
+    sqs: Any,
+    seller: str,
+    settings: SqsSettings,
+    warehouse: Warehouse,
+    channels: Mapping[str, Channel],
+    *,
+    max_messages: int,
+    deadline: float,
+    store_lock: AbstractContextManager[Any],
+) -> SellerPoll:
+    name = settings.queue_name(seller)
+    try:
+        url = queue_url(sqs, name)
+        if url is None:
+            return SellerPoll(seller, problem=f"no queue {name} (run enable_channel for the seller's channels)")
+        stats = drain_queue(
+            sqs,
+            url,
+            warehouse,
+            channels,
+            wait_seconds=settings.wait_seconds,
+            max_messages=max_messages,
+            deadline=deadline,
+            store_lock=store_lock,
+        )
+    except (BotoCoreError, ClientError) as exc:  # what was stored stays stored; the rest is redelivered next turn
+        return SellerPoll(seller, problem=f"SQS failed on {name}: {exc}")
+    return SellerPoll(seller, stats)
+
+
+def poll_sellers(
+    sellers: Sequence[str],
+    start: str | None,
+    settings: SqsSettings,
+    warehouse: Warehouse,
+    channels: Mapping[str, Channel],
+    *,
+    budget_seconds: float,
+    max_messages: int,
+    workers: int = POLL_WORKERS,
+) -> tuple[list[SellerPoll], str | None]:
+    """Drain the sellers' queues in rotation (sorted, from `start`, or the seller after it when it left the config),
+    `workers` at a time, each worker taking the next seller while a long poll still fits in `budget_seconds`.
+    Returns the polls in rotation order and the seller the next tick starts from (the first one not polled)."""
+    ordered = sorted(set(sellers))
+    first = bisect.bisect_left(ordered, start) % len(ordered) if start and ordered else 0
+    order = ordered[first:] + ordered[:first]
+    # One client per thread (boto3 clients are not shared between threads), made here one after the other: the
+    # first loads SQS's service model, the others reuse it.
+    clients = [sqs_client(settings) for _ in range(min(workers, len(order)))]
+    deadline = time.monotonic() + budget_seconds
+    handout, store_lock = threading.Lock(), threading.Lock()
+    queue = iter(order)
+    polls: dict[str, SellerPoll] = {}
+
+    def work(sqs: Any) -> None:
+        while True:
+            with handout:  # sellers are handed out in order: the polled ones are a prefix of `order`
+                if time.monotonic() + settings.wait_seconds >= deadline:
+                    return
+                seller = next(queue, None)
+            if seller is None:
+                return
+            polls[seller] = _poll(
+                sqs,
+                seller,
+                settings,
+                warehouse,
+                channels,
+                max_messages=max_messages,
+                deadline=deadline,
+                store_lock=store_lock,
+            )
+
+    if clients:
+        with ThreadPoolExecutor(max_workers=len(clients), thread_name_prefix="sqs-poll") as pool:
+            for future in [pool.submit(work, sqs) for sqs in clients]:
+                future.result()
+    polled = [polls[s] for s in order if s in polls]
+    return polled, (order[len(polled) % len(order)] if order else None)
+
+
+@dataclass
+class SensorCursor:
+    """The sensor's cursor (JSON): `since`, the newest received_at acted on; `held`, channel → job → notifications
+    stored for a channel not enabled yet; `next_seller`, where the next tick's rotation starts."""
+
+    since: str | None = None
+    held: dict[str, dict[str, int]] = field(default_factory=dict)
+    next_seller: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> "SensorCursor":
+        if not text:
+            return cls()
+        if not text.startswith("{"):  # the earlier cursor: the bare timestamp
+            return cls(since=text)
+        doc = json.loads(text)
+        return cls(doc.get("since"), doc.get("held") or {}, doc.get("next_seller"))
+
+    def dump(self) -> str:
+        return json.dumps({"since": self.since, "held": self.held, "next_seller": self.next_seller}, sort_keys=True)
+
+
+def stored_since(
+    warehouse: Warehouse, since: str | None, channels: Mapping[str, Channel]
+) -> tuple[dict[tuple[str, str], int], str | None]:
+    """(channel, job) → notifications stored after `since` (an ISO received_at), and the newest received_at."""
     if not warehouse.notifications_path().exists():
-        return [], cursor or ""
-    since = datetime.fromisoformat(cursor) if cursor else datetime(1970, 1, 1, tzinfo=UTC)
+        return {}, since
+    after = datetime.fromisoformat(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
     with warehouse.connect_notifications() as con:
         ensure_schema(con)
         rows = con.execute(
             "SELECT channel, notification_type, count(*), max(received_at) FROM notifications "
             "WHERE received_at > $since AND channel <> '' GROUP BY ALL ORDER BY ALL",
-            {"since": since},
+            {"since": after},
         ).fetchall()
-    newest = max((r[3] for r in rows), default=since)
+    if not rows:
+        return {}, since
     wanted: dict[tuple[str, str], int] = {}
     for channel, kind, count, _ in rows:
         job = _JOB_FOR_TYPE.get(kind)
         if job and channel in channels:
             wanted[(channel, job)] = wanted.get((channel, job), 0) + count
-    stamp = newest.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")
-    requests = [
-        dg.RunRequest(
-            run_key=f"notifications-{job}-{channel}-{stamp}",
-            job_name=job,
-            partition_key=channel,
-            tags={"seller": channels[channel].seller_id, "trigger": "notifications", "notifications": str(count)},
-        )
-        for (channel, job), count in sorted(wanted.items())
-    ]
-    return requests, newest.isoformat()
+    return wanted, max(r[3] for r in rows).isoformat()
+
+
+def plan_runs(
+    wanted: Mapping[tuple[str, str], int],
+    held: Mapping[str, Mapping[str, int]],
+    enabled: set[str],
+    channels: Mapping[str, Channel],
+) -> tuple[dict[tuple[str, str], int], dict[str, dict[str, int]]]:
+    """Split the new notifications (`wanted`, (channel, job) → count) and those already `held` into runs to request
+    now (enabled channels; (channel, job) → count) and what stays held (channel → job → count). A held channel no
+    longer in the config is dropped: it has no partition to run."""
+    merged: dict[str, dict[str, int]] = {channel: dict(jobs) for channel, jobs in held.items() if channel in channels}
+    for (channel, job), count in wanted.items():
+        merged.setdefault(channel, {})
+        merged[channel][job] = merged[channel].get(job, 0) + count
+    runs = {(c, job): n for c, jobs in merged.items() if c in enabled for job, n in jobs.items()}
+    return runs, {c: jobs for c, jobs in sorted(merged.items()) if c not in enabled}
+
+
+def _describe(polls: Sequence[SellerPoll], sellers: int, next_seller: str | None) -> str:
+    total = DrainStats()
+    for poll in polls:
+        for name in ("received", "stored", "duplicates", "dead_letters", "deleted"):
+            setattr(total, name, getattr(total, name) + getattr(poll.stats, name))
+    where = f"from {polls[0].seller}, " if polls and len(polls) < sellers else ""
+    then = f"; the next tick starts at {next_seller}" if len(polls) < sellers else ""
+    return (
+        f"polled {len(polls)} of {sellers} sellers' queues ({where}{POLL_WORKERS} at a time): received "
+        f"{total.received}, stored {total.stored}, duplicates {total.duplicates}, dead letters {total.dead_letters}, "
+        f"deleted {total.deleted}{then}"
+    )
+
+
+def _held_note(held: Mapping[str, Mapping[str, int]]) -> str:
+    parts = [f"{c} ({', '.join(f'{job} {n}' for job, n in sorted(jobs.items()))})" for c, jobs in held.items()]
+    return f"held until enable_channel runs for the channel: {'; '.join(parts)}"
 
 
 @dg.sensor(
@@ -150,7 +324,8 @@ def run_requests_since(warehouse: Warehouse, cursor: str | None, channels: Mappi
     jobs=[inventory_job, prices_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Drain each seller's SQS queue into the notification store; request inventory/price runs per channel.",
+    description="Drain each seller's SQS queue into the notification store; request inventory/price runs per "
+    "enabled channel.",
 )
 def sqs_notifications_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> dg.SensorResult:
     channels = CHANNELS
@@ -162,37 +337,48 @@ def sqs_notifications_sensor(context: dg.SensorEvaluationContext, warehouse: War
         return dg.SensorResult(
             skip_reason="SALES_CHANNEL_SQS_ENDPOINT is not set (with the emulator target, point it at a moto server)"
         )
-    sqs = sqs_client(settings)
-    deadline = time.monotonic() + TICK_BUDGET_SECONDS
-    max_messages = int(os.environ.get(MAX_PER_TICK_ENV) or 5000)
-    notes: list[str] = []
-    for seller in sellers:
-        url = queue_url(sqs, settings.queue_name(seller))
-        if url is None:
-            notes.append(f"{seller}: no queue {settings.queue_name(seller)} (materialize notification_subscriptions)")
-            continue
-        stats = drain_queue(
-            sqs,
-            url,
-            warehouse,
-            channels,
-            wait_seconds=settings.wait_seconds,
-            max_messages=max_messages,
-            deadline=deadline,
-        )
-        notes.append(
-            f"{seller}: received {stats.received}, stored {stats.stored}, duplicates {stats.duplicates}, "
-            f"dead letters {stats.dead_letters}, deleted {stats.deleted}"
-        )
-        for failure in stats.delete_failures[:5]:
-            context.log.warning(
-                f"{seller}: delete failed ({failure}); the message will be redelivered and deduplicated"
+    previous = SensorCursor.parse(context.cursor)
+    polls, next_seller = poll_sellers(
+        sellers,
+        previous.next_seller,
+        settings,
+        warehouse,
+        channels,
+        budget_seconds=TICK_BUDGET_SECONDS,
+        max_messages=int(os.environ.get(MAX_PER_TICK_ENV) or 5000),
+    )
+    for poll in polls:
+        if poll.problem:
+            context.log.warning(f"{poll.seller}: {poll.problem}")
+        elif poll.stats.received:
+            s = poll.stats
+            context.log.info(
+                f"{poll.seller}: received {s.received}, stored {s.stored}, duplicates {s.duplicates}, "
+                f"dead letters {s.dead_letters}, deleted {s.deleted}"
             )
+        for failure in poll.stats.delete_failures[:5]:
+            context.log.warning(
+                f"{poll.seller}: delete failed ({failure}); the message will be redelivered and deduplicated"
+            )
+    wanted, since = stored_since(warehouse, previous.since, channels)
+    runs, held = plan_runs(wanted, previous.held, enabled_channels(context.instance), channels)
+    notes = [_describe(polls, len(sellers), next_seller)] + ([_held_note(held)] if held else [])
     for note in notes:
         context.log.info(note)
-    requests, cursor = run_requests_since(warehouse, context.cursor, channels)
+    notes += [f"{p.seller}: {p.problem}" for p in polls if p.problem]  # logged as warnings above
+    cursor = SensorCursor(since, held, next_seller).dump()
+    stamp = datetime.fromisoformat(since).astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f") if since else "start"
+    requests = [
+        dg.RunRequest(
+            run_key=f"notifications-{job}-{channel}-{stamp}",
+            job_name=job,
+            partition_key=channel,
+            tags={"seller": channels[channel].seller_id, "trigger": "notifications", "notifications": str(count)},
+        )
+        for (channel, job), count in sorted(runs.items())
+    ]
     if not requests:
-        return dg.SensorResult(skip_reason="; ".join(notes) or "nothing new", cursor=cursor or context.cursor)
+        return dg.SensorResult(skip_reason="; ".join(notes), cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 

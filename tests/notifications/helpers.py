@@ -1,12 +1,21 @@
-"""Notification bodies as Amazon sends them (PascalCase; FEED_PROCESSING_FINISHED camelCase) and an SNS wrapper."""
+"""Notification bodies as Amazon sends them (PascalCase; FEED_PROCESSING_FINISHED camelCase), an SNS wrapper, and
+the SP-API, SQS, sensor and enable_channel calls the notification tests share."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
+import boto3
+import dagster as dg
+import duckdb
+
 from seller.config import parse_channels
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = REPO / "tests" / "data" / "small"
 
 SELLER = "A3DEMOSELLER01"
 US = "ATVPDKIKX0DER"
@@ -142,3 +151,58 @@ def sns(document: dict[str, Any]) -> str:
             "Timestamp": "2026-11-29T10:00:00.000Z",
         }
     )
+
+
+def spapi_for(server: Any, tmp_path: Path) -> Any:
+    from resources.spapi_resource import SpApiResource
+
+    creds = server.state.store.tokens.credentials
+    return SpApiResource(
+        client_id=creds.client_id,
+        client_secret=creds.client_secret,
+        refresh_token=creds.refresh_token,
+        endpoint=server.url,
+        token_url=server.token_url,
+        state_dir=str(tmp_path / "spapi"),
+        requests_per_minute=0,
+        requests_per_day=0,
+    )
+
+
+def sqs(endpoint: str) -> Any:
+    return boto3.client(
+        "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+
+
+def enable(name: str, spapi: Any, instance: dg.DagsterInstance) -> dg.ExecuteJobResult:
+    """The real `enable_channel` job for channel `name`, recorded in `instance`."""
+    from pipelines.enablement import enable_channel
+
+    result = enable_channel.execute_in_process(
+        run_config={"ops": {"enable_channel_op": {"config": {"channel": name}}}},
+        resources={"spapi": spapi},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert result.success, f"enable_channel {name} failed"
+    return result
+
+
+def run_sensor(data_dir: Path, instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
+    """One tick of the real `sqs_notifications_sensor` on `instance`."""
+    from pipelines.sensors import sqs_notifications_sensor
+    from resources.warehouse import Warehouse
+
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"warehouse": Warehouse(data_dir=str(data_dir))}
+    )
+    return sqs_notifications_sensor(context)
+
+
+def store_rows(data_dir: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(data_dir / "warehouse" / "_notifications.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

@@ -2,15 +2,12 @@
 sensor draining the queue, reservations reaching reconcile, shipments confirmed once, and the schedules."""
 
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import duckdb
 import httpx
-import pytest
 
 from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
@@ -18,54 +15,21 @@ from assets.notifications import SqsSettings, notification_subscriptions, wire_n
 from assets.orders import reservations
 from assets.shipments import shipment_confirmations
 from pipelines.partitions import CHANNELS
-from pipelines.sensors import sqs_notifications_sensor
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
-from tests.notifications.helpers import SELLER, US, order_change, sns
+from tests.notifications.helpers import (
+    SELLER,
+    US,
+    enable,
+    order_change,
+    run_sensor,
+    sns,
+    spapi_for,
+    sqs,
+    store_rows,
+)
 
-SMALL = Path(__file__).parent.parent / "data" / "small"
 QUEUE = f"sales-channel-{SELLER}"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    shutil.copytree(SMALL, data)
-    return data
-
-
-@pytest.fixture
-def sqs_env(moto_sqs, monkeypatch):
-    monkeypatch.setenv("SALES_CHANNEL_SQS_ENDPOINT", moto_sqs)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("SALES_CHANNEL_SQS_WAIT_SECONDS", "1")
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
-    return moto_sqs
-
-
-@pytest.fixture
-def server(emulator_factory, sqs_env, data_dir):
-    return emulator_factory(synthetic=None, seed_from=str(data_dir), channels=CHANNELS, sqs_endpoint=sqs_env)
-
-
-def spapi_for(server, tmp_path) -> SpApiResource:
-    creds = server.state.store.tokens.credentials
-    return SpApiResource(
-        client_id=creds.client_id,
-        client_secret=creds.client_secret,
-        refresh_token=creds.refresh_token,
-        endpoint=server.url,
-        token_url=server.token_url,
-        state_dir=str(tmp_path / "spapi"),
-        requests_per_minute=0,
-        requests_per_day=0,
-    )
-
-
-def sqs(endpoint):
-    return boto3.client(
-        "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-    )
 
 
 def control(server, method, path, **kw):
@@ -107,19 +71,6 @@ def test_enabling_a_channel_twice_creates_everything_once(server, sqs_env, data_
     assert query(data_dir, "us", "SELECT count(*) FROM notification_subscriptions") == [(3,)]
 
 
-def run_sensor(data_dir: Path, cursor=None):
-    context = dg.build_sensor_context(cursor=cursor, resources={"warehouse": Warehouse(data_dir=str(data_dir))})
-    return sqs_notifications_sensor(context)
-
-
-def store_rows(data_dir: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(data_dir / "warehouse" / "_notifications.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def materialize_inventory(data_dir: Path, spapi: SpApiResource) -> dg.ExecuteInProcessResult:
     offline = {"ops": {n: {"config": {"offline": True}} for n in ("fba_inventory", "competitor_prices")}}
     return dg.materialize(
@@ -134,12 +85,12 @@ def fbm_quantity(data_dir: Path) -> int:
     return query(data_dir, "us", "SELECT quantity FROM reconciled_inventory WHERE sku = 'FBM-1'")[0][0]
 
 
-def test_sensor_stores_once_dead_letters_and_reserves_fbm_stock(server, sqs_env, data_dir, tmp_path):
+def test_sensor_stores_once_dead_letters_and_reserves_fbm_stock(server, sqs_env, data_dir, tmp_path, instance):
     spapi = spapi_for(server, tmp_path)
     assert materialize_inventory(data_dir, spapi).success
     before = fbm_quantity(data_dir)
     assert before == 7
-    wire_notifications(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
+    enable("us", spapi, instance)  # checks the connection and wires the queue, destination and subscriptions
     # a buyer orders 2 units of the FBM SKU on Amazon: the emulator sends ORDER_CHANGE to the queue
     order = control(server, "POST", "/orders", json={"marketplaceId": US, "items": [{"sku": "FBM-1", "quantity": 2}]})
     server.state.delivery.flush(5)
@@ -160,7 +111,7 @@ def test_sensor_stores_once_dead_letters_and_reserves_fbm_stock(server, sqs_env,
             )
         ),
     )
-    result = run_sensor(data_dir)
+    result = run_sensor(data_dir, instance)
     assert [(r.job_name, r.partition_key, r.tags["seller"]) for r in result.run_requests] == [
         ("inventory_job", "us", SELLER)
     ]
@@ -175,7 +126,7 @@ def test_sensor_stores_once_dead_letters_and_reserves_fbm_stock(server, sqs_env,
     reasons = sorted(r[0] for r in store_rows(data_dir, "SELECT reason FROM dead_letters"))
     assert len(reasons) == 2 and "not JSON" in reasons[0] and "marketplace A1VC38T7YXB528" in reasons[1]
     # nothing new: no runs, the cursor holds
-    again = run_sensor(data_dir, cursor=result.cursor)
+    again = run_sensor(data_dir, instance, cursor=result.cursor)
     assert again.run_requests == [] and again.cursor == result.cursor
     # the requested inventory run reserves the 2 units before any push
     assert materialize_inventory(data_dir, spapi).success
@@ -183,9 +134,9 @@ def test_sensor_stores_once_dead_letters_and_reserves_fbm_stock(server, sqs_env,
     assert query(data_dir, "us", "SELECT sku, reserved_quantity FROM reservations") == [("FBM-1", 2)]
 
 
-def test_out_of_order_and_burst(server, sqs_env, data_dir, tmp_path):
+def test_out_of_order_and_burst(server, sqs_env, data_dir, tmp_path, instance):
     spapi = spapi_for(server, tmp_path)
-    wire_notifications(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
+    enable("us", spapi, instance)
     client = sqs(sqs_env)
     url = client.get_queue_url(QueueName=QUEUE)["QueueUrl"]
     now = datetime.now(UTC)
@@ -213,7 +164,7 @@ def test_out_of_order_and_burst(server, sqs_env, data_dir, tmp_path):
         client.send_message_batch(
             QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
         )
-    result = run_sensor(data_dir)
+    result = run_sensor(data_dir, instance)
     assert [r.job_name for r in result.run_requests] == ["inventory_job"]
     assert store_rows(data_dir, "SELECT count(*) FROM notifications") == [(500,)]
     assert materialize_inventory(data_dir, spapi).success

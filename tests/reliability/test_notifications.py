@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from assets.orders import reservations
 from pipelines.sensors import sqs_notifications_sensor
 from resources.warehouse import Warehouse
 from sync.notifications import OPEN_ORDER_STATUSES
-from tests.notifications.helpers import SELLER, fba_change, order_change, sns
+from tests.notifications.helpers import SELLER, enable, fba_change, order_change, sns
 from tests.sync.helpers import ALL_ASSETS, MARKETPLACE, query
 
 QUEUE = f"sales-channel-{SELLER}"
@@ -41,8 +41,9 @@ QUEUED_ENV = "RELIABILITY_NOTIFICATION_QUEUED"  # 0: the whole burst queued befo
 class Queue:
     """The seller's queue on the moto server, what the test put on it (body → NotificationId) and the sensor ticks."""
 
-    def __init__(self, endpoint: str, scenario: Any) -> None:
+    def __init__(self, endpoint: str, scenario: Any, instance: dg.DagsterInstance) -> None:
         self.scenario = scenario
+        self.instance = instance  # where the channel's enable_channel run is recorded
         self.endpoint = endpoint
         self.client = self.new_client()
         self.url, _, _ = ensure_queue(self.client, QUEUE)
@@ -126,7 +127,9 @@ class Queue:
         warehouse = Warehouse(data_dir=str(self.scenario.data))
         try:
             for tick in range(1, max_ticks + 1):
-                context = dg.build_sensor_context(cursor=self.cursor, resources={"warehouse": warehouse})
+                context = dg.build_sensor_context(
+                    instance=self.instance, cursor=self.cursor, resources={"warehouse": warehouse}
+                )
                 result = sqs_notifications_sensor(context)
                 self.ticks += 1
                 self.cursor = result.cursor or self.cursor
@@ -147,7 +150,7 @@ class Queue:
 
 
 @pytest.fixture
-def queue(scenario, moto_sqs, monkeypatch) -> Queue:
+def queue(scenario, moto_sqs, monkeypatch) -> Iterator[Queue]:
     monkeypatch.setenv("SALES_CHANNEL_SQS_ENDPOINT", moto_sqs)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("SALES_CHANNEL_SQS_WAIT_SECONDS", "1")
@@ -157,7 +160,10 @@ def queue(scenario, moto_sqs, monkeypatch) -> Queue:
     written = time.time() - 7200
     os.utime(scenario.data / "master_inventory.csv", (written, written))
     scenario.start()
-    return Queue(moto_sqs, scenario)
+    with dg.instance_for_test() as instance:
+        queue = Queue(moto_sqs, scenario, instance)
+        enable("us", scenario.spapi(), instance)  # the sensor runs only enabled channels
+        yield queue
 
 
 def iso(moment: datetime) -> str:

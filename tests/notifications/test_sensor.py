@@ -1,0 +1,173 @@
+"""`sqs_notifications_sensor` on a real moto SQS server and a real Dagster instance: notifications for a channel that
+is not enabled are stored and held (counted in the cursor) until an `enable_channel` run, then lead to one run per
+job; and with 100 sellers, every queue is drained within a bound of ticks."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+import pipelines.sensors as sensors
+from pipelines.sensors import SensorCursor, plan_runs
+from seller.config import parse_channels
+from tests.notifications.helpers import (
+    SELLER,
+    UK,
+    US,
+    enable,
+    offer_change,
+    order_change,
+    run_sensor,
+    spapi_for,
+    sqs,
+    store_rows,
+)
+
+QUEUE = f"sales-channel-{SELLER}"
+
+
+def test_a_channel_not_enabled_is_held_until_enable_channel_then_run_once_per_job(
+    server, sqs_env, data_dir, tmp_path, instance
+):
+    spapi = spapi_for(server, tmp_path)
+    enable("us", spapi, instance)  # us only: uk is in the channels config but was never enabled
+    client = sqs(sqs_env)
+    url = client.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+
+    def send(*documents):
+        for document in documents:
+            client.send_message(QueueUrl=url, MessageBody=json.dumps(document))
+
+    send(
+        order_change("111-0000001-0000001", "Unshipped", "2026-11-29T10:00:00Z", [("FBM-1", 1)]),
+        order_change("222-0000001-0000001", "Unshipped", "2026-11-29T10:00:00Z", [("FBM-1", 1)], market=UK),
+        offer_change("B000000001", "2026-11-29T10:00:00Z", market=UK),
+    )
+    first = run_sensor(data_dir, instance)
+    assert [(r.job_name, r.partition_key) for r in first.run_requests] == [("inventory_job", "us")]
+    assert SensorCursor.parse(first.cursor).held == {"uk": {"inventory_job": 1, "prices_job": 1}}
+    # stored all the same, and gone from the queue
+    assert store_rows(data_dir, "SELECT channel, count(*) FROM notifications GROUP BY ALL ORDER BY ALL") == [
+        ("uk", 2),
+        ("us", 1),
+    ]
+    assert (
+        client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessages"]
+        == "0"
+    )
+
+    # Still not enabled: nothing runs, the hold is reported and keeps counting.
+    second = run_sensor(data_dir, instance, first.cursor)
+    assert second.run_requests == [] and second.cursor == first.cursor
+    assert "held until enable_channel runs for the channel: uk (inventory_job 1, prices_job 1)" in (
+        second.skip_reason.skip_message
+    )
+    send(order_change("222-0000002-0000001", "Unshipped", "2026-11-29T10:05:00Z", [("FBM-1", 2)], market=UK))
+    third = run_sensor(data_dir, instance, second.cursor)
+    assert third.run_requests == []
+    assert SensorCursor.parse(third.cursor).held == {"uk": {"inventory_job": 2, "prices_job": 1}}
+
+    # The seller enables uk: the next tick runs it, once per job, with everything held; then the hold is gone.
+    enable("uk", spapi, instance)
+    fourth = run_sensor(data_dir, instance, third.cursor)
+    assert [(r.job_name, r.partition_key, r.tags["notifications"]) for r in fourth.run_requests] == [
+        ("inventory_job", "uk", "2"),
+        ("prices_job", "uk", "1"),
+    ]
+    assert SensorCursor.parse(fourth.cursor).held == {}
+    fifth = run_sensor(data_dir, instance, fourth.cursor)
+    assert fifth.run_requests == [] and fifth.cursor == fourth.cursor
+    # a new notification for uk now runs at once
+    send(order_change("222-0000003-0000001", "Shipped", "2026-11-29T10:10:00Z", [("FBM-1", 2)], market=UK))
+    sixth = run_sensor(data_dir, instance, fifth.cursor)
+    assert [(r.job_name, r.partition_key) for r in sixth.run_requests] == [("inventory_job", "uk")]
+    keys = [r.run_key for r in (*first.run_requests, *fourth.run_requests, *sixth.run_requests)]
+    assert len(set(keys)) == len(keys)
+
+
+def test_plan_runs_and_the_earlier_cursor():
+    channels = parse_channels(
+        {
+            "channels": [
+                {"name": "us", "seller_id": SELLER, "marketplace_id": US, "region": "na"},
+                {"name": "uk", "seller_id": SELLER, "marketplace_id": UK, "region": "eu"},
+            ]
+        }
+    )
+    runs, held = plan_runs(
+        {("us", "inventory_job"): 2, ("uk", "prices_job"): 1},
+        {"uk": {"prices_job": 4}, "gone": {"inventory_job": 1}},  # `gone` left the config: dropped
+        {"us"},
+        channels,
+    )
+    assert runs == {("us", "inventory_job"): 2} and held == {"uk": {"prices_job": 5}}
+    runs, held = plan_runs({}, held, {"us", "uk"}, channels)
+    assert runs == {("uk", "prices_job"): 5} and held == {}
+    # the cursor before this one was the bare timestamp
+    assert SensorCursor.parse("2026-11-29T10:00:00+00:00") == SensorCursor(since="2026-11-29T10:00:00+00:00")
+
+
+SELLERS = 100
+BUSY = 5  # the last sellers in the rotation's order: the ones a tick that always starts at the first never reaches
+NOTIFY = {"enable_notifications": True}
+BUDGET = 2.5  # seconds per tick (the sensor's 40, shrunk with the 1 s long poll)
+
+
+@pytest.fixture
+def hundred_sellers(sqs_env, monkeypatch, tmp_path: Path):
+    """A channels config of 100 sellers (one US channel each, notifications on), their 100 queues on the moto server,
+    and 3 ORDER_CHANGE notifications in each of the last 5 queues; the others idle."""
+    sellers = [f"A{n:03d}LOADTEST01" for n in range(SELLERS)]
+    channels = parse_channels(
+        {
+            "channels": [
+                {"name": f"s{n:03d}", "seller_id": s, "marketplace_id": US, "region": "na", **NOTIFY}
+                for n, s in enumerate(sellers)
+            ]
+        },
+        source="generated",
+    )
+    monkeypatch.setattr(sensors, "CHANNELS", channels)
+    monkeypatch.setattr(sensors, "TICK_BUDGET_SECONDS", BUDGET)
+    client = sqs(sqs_env)
+    urls = {s: client.create_queue(QueueName=f"sales-channel-{s}")["QueueUrl"] for s in sellers}
+    for n, seller in enumerate(sellers[-BUSY:]):
+        for k in range(3):
+            document = order_change(f"{300 + n}-{k:07d}-0000001", "Unshipped", "2026-11-29T10:00:00Z", seller=seller)
+            client.send_message(QueueUrl=urls[seller], MessageBody=json.dumps(document))
+    return client, urls
+
+
+def test_every_queue_of_100_sellers_is_drained_within_a_bound_of_ticks(hundred_sellers, data_dir, instance):
+    client, urls = hundred_sellers
+
+    def waiting() -> dict[str, int]:
+        """Seller → messages still on its queue (visible or in flight)."""
+        counts = {}
+        for seller, url in urls.items():
+            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            counts[seller] = sum(
+                int(attributes[n]) for n in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+            )
+        return {s: c for s, c in counts.items() if c}
+
+    assert len(waiting()) == BUSY
+    # Every worker starts at least one queue per tick: ceil(100 / 10) = 10 ticks at most, whatever the timing.
+    bound = math.ceil(SELLERS / sensors.POLL_WORKERS)
+    started, cursor, ticks = time.monotonic(), None, 0
+    while waiting() and ticks < bound:
+        result = run_sensor(data_dir, instance, cursor)
+        cursor, ticks = result.cursor, ticks + 1
+    elapsed = time.monotonic() - started
+    assert not waiting(), f"not drained in {ticks} ticks of {BUDGET} s: {waiting()}"
+    busy = range(SELLERS - BUSY, SELLERS)
+    print(f"\n100 sellers drained in {ticks} ticks of {BUDGET} s ({elapsed:.1f} s)")
+    assert store_rows(data_dir, "SELECT channel, count(*) FROM notifications GROUP BY ALL ORDER BY ALL") == [
+        (f"s{n:03d}", 3) for n in busy
+    ]
+    # none of these channels is enabled: every notification is held, counted per channel
+    assert SensorCursor.parse(cursor).held == {f"s{n:03d}": {"inventory_job": 3} for n in busy}
