@@ -101,7 +101,16 @@ def open_orders(scenario) -> None:
         Received(
             f"m-{channel}",
             f"h-{channel}",
-            json.dumps(order_change(f"555-{channel}", "Unshipped", placed.isoformat(), [("FBM-1", 2)], market=market)),
+            json.dumps(
+                order_change(
+                    f"555-{channel}",
+                    "Unshipped",
+                    placed.isoformat(),
+                    [("FBM-1", 2)],
+                    market=market,
+                    purchase_date=placed.isoformat(),  # after the master file was written: still reserved
+                )
+            ),
         )
         for channel, market in MARKETPLACE.items()
     ]
