@@ -14,14 +14,16 @@ from feeds.listings_json import FEED_TYPE, document_name, listings_feed_document
 from feeds.updates import offer_updates
 from pipelines.partitions import channel_for, channel_partitions
 from resources.warehouse import Warehouse
+from seller.inputs import ERROR
 from seller.marketplaces import FBA_CHANNEL_CODE
 
 _DEPS = ["buybox_prices", "reconciled_inventory"]
 
 
 def publishable_updates(con: duckdb.DuckDBPyConnection, channel: str) -> None:
-    """Refuse to publish while any input of the channel is invalid, then expose the `updates` relation."""
-    problems = con.execute("SELECT count(*) FROM input_errors").fetchall()[0][0]
+    """Refuse to publish while any input of the channel is invalid (an error; warnings block nothing), then expose the
+    `updates` relation."""
+    problems = con.execute("SELECT count(*) FROM input_errors WHERE severity = ?", [ERROR]).fetchall()[0][0]
     if problems:
         raise dg.Failure(
             description=f"channel {channel}: {problems} input problem(s) recorded in input_errors; "

@@ -14,12 +14,18 @@ CREATE TABLE IF NOT EXISTS sync_history (
 )
 """
 
-# A master SKU without an ASIN on the channel is never sent; an FBA figure from Amazon updates the master.
+# A master SKU without an ASIN on the channel is never sent, nor is a mapped SKU the master does not have (no stock,
+# no base price); an FBA figure from Amazon updates the master.
 _ROWS = """
 SELECT $channel, m.sku, NULL, 'publish', 'mapping_missing', NULL,
        'no ASIN mapped on this channel: left out of every feed', $run_id, $now
 FROM master_inventory m
 WHERE NOT EXISTS (SELECT 1 FROM channel_mappings c WHERE c.sku = m.sku AND c.asin IS NOT NULL)
+UNION ALL
+SELECT $channel, c.sku, c.asin, 'publish', 'master_missing', NULL,
+       'not in master_inventory: left out of every feed', $run_id, $now
+FROM channel_mappings c
+WHERE NOT EXISTS (SELECT 1 FROM master_inventory m WHERE m.sku = c.sku)
 UNION ALL
 SELECT $channel, sku, asin, 'reconcile', 'master_updated', NULL,
        'master quantity ' || master_quantity || ' replaced by Amazon''s fulfillable ' || channel_quantity,
@@ -37,7 +43,8 @@ FROM reconciled_inventory WHERE master_updated
 def sync_history(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """The channel's sync history: one row per SKU and run for each thing that happened to it (channel, sku, asin,
     operation, status, code, message, run id, timestamp). Here: `mapping_missing` for every master SKU without an
-    ASIN on the channel, and `master_updated` where Amazon's FBA figure replaced the master's. Append-only across
+    ASIN on the channel, `master_missing` for every mapped SKU that is not in the master (both never sent), and
+    `master_updated` where Amazon's FBA figure replaced the master's. Append-only across
     runs; a re-executed run replaces its own rows. Source: master_inventory, channel_mappings, reconciled_inventory."""
     channel = context.partition_key
     params = {"channel": channel, "run_id": context.run_id, "now": datetime.now(UTC)}

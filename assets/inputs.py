@@ -2,7 +2,8 @@
 
 A failed check stops everything downstream in the run (no prices, no feed), while the valid rows are still written
 and shown; every problem is listed with file, row, column and value in the check's metadata and in the channel's
-`input_errors` table.
+`input_errors` table. Only errors fail the check: a warning (a channel_mappings SKU that is not in master_inventory)
+is recorded with severity `warning` and the channel's other SKUs go on.
 """
 
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
 from seller.config import Channel
-from seller.inputs import INPUTS, validated_input
+from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, unknown_skus, validated_input
 from sync.pull import fba_rows, offer_rows
 
 __all__ = ["input_assets", "AmazonPullConfig"]
@@ -32,7 +33,9 @@ _DESCRIPTIONS = {
     "channel_mappings": (
         "SKU to ASIN mappings of one channel: the ASIN (Amazon's channelSku), FBA or FBM fulfillment, the conflict "
         "strategy, the price floor and ceiling, our shipping charge and an optional per-SKU undercut. One row per "
-        "SKU on the channel; a blank ASIN means not listed (mapping_missing). Source: `channel_mappings` file."
+        "SKU on the channel; a blank ASIN means not listed (mapping_missing). A row whose SKU is not in "
+        "master_inventory is kept but never published: a warning in `input_errors` (not blocking) and `master_missing` "
+        "in sync_history. Source: `channel_mappings` file, checked against the master_inventory table."
     ),
     "competitor_prices": (
         "Competitor offers on the channel's ASINs: one row per observed offer (seller, price, shipping, FBA/FBM, "
@@ -89,6 +92,15 @@ _MERGE = {
     "CAST(observed_at AS TIMESTAMPTZ) AS observed_at, NULL::BIGINT AS _row FROM amazon_rows",
 }
 _PULLS = {"fba_inventory": _pull_fba, "competitor_prices": _pull_offers}
+# The inputs read while validated: the offers pull asks for the mapped ASINs; a mapping's SKU must be in the master.
+_DEPS = {"competitor_prices": ["channel_mappings"], "channel_mappings": ["master_inventory"]}
+
+
+def _known_master(con: duckdb.DuckDBPyConnection) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'master_inventory' AND NOT temporary"
+    ).fetchall()[0][0]
+    return bool(found)
 
 
 def _build(name: str) -> dg.AssetsDefinition:
@@ -101,7 +113,7 @@ def _build(name: str) -> dg.AssetsDefinition:
         group_name="inputs",
         kinds={"duckdb", "csv"},
         description=_DESCRIPTIONS[name],
-        deps=["channel_mappings"] if name == "competitor_prices" else None,
+        deps=_DEPS.get(name),
         pool="spapi" if pull else None,  # the Amazon pulls: steps that call SP-API share one deployment-wide pool
         check_specs=[
             dg.AssetCheckSpec(
@@ -120,36 +132,41 @@ def _build(name: str) -> dg.AssetsDefinition:
         with warehouse.connect(channel.name) as con:
             # The channel's valid rows become table `name` straight from the file; table, problems and Amazon's rows
             # commit together.
+            ensure_input_errors(con)
             with validated_input(con, name, warehouse.data_dir, CHANNELS, channel=channel.name) as loaded:
                 problems = loaded.errors_for(channel.name)
+                if name == "channel_mappings" and loaded.path is not None and _known_master(con):
+                    warned = unknown_skus(con, name, "master_inventory", loaded.path.name)
+                    problems = pa.concat_tables([problems, warned])
                 head = con.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row LIMIT {PREVIEW_ROWS}")
                 head = head.to_arrow_table()
                 con.register("problem_rows", problems)
-                con.execute(
-                    "CREATE TABLE IF NOT EXISTS input_errors (input VARCHAR, file VARCHAR, row BIGINT, "
-                    '"column" VARCHAR, value VARCHAR, message VARCHAR, channel VARCHAR)'
-                )
                 con.execute("DELETE FROM input_errors WHERE input = ?", [name])
-                con.execute("INSERT INTO input_errors SELECT ?, * FROM problem_rows", [name])
+                con.execute("INSERT INTO input_errors BY NAME SELECT ? AS input, * FROM problem_rows", [name])
                 if pulled is not None:
                     con.register("amazon_rows", pulled[0])
                     con.execute(_MERGE[name])
             total = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+        errors = blocking(problems)
+        warnings = problems.num_rows - errors.num_rows
         for row in problems.slice(0, 20).to_pylist():
-            context.log.error(_describe(row))
+            (context.log.warning if row["severity"] == WARNING else context.log.error)(_describe(row))
         listed = problems.slice(0, MAX_LISTED_PROBLEMS)
         check = dg.AssetCheckResult(
             check_name=check_name,
-            passed=problems.num_rows == 0,
+            passed=errors.num_rows == 0,
             severity=dg.AssetCheckSeverity.ERROR,
             description=(
-                f"{problems.num_rows} problem(s) in {name}; nothing is priced or published for channel "
+                f"{errors.num_rows} problem(s) in {name}; nothing is priced or published for channel "
                 f"{channel.name} until they are fixed"
-                if problems.num_rows
+                if errors.num_rows
+                else f"{warnings} warning(s) in {name} (recorded in input_errors; nothing blocked)"
+                if warnings
                 else None
             ),
             metadata={
-                "problems": dg.MetadataValue.int(problems.num_rows),
+                "problems": dg.MetadataValue.int(errors.num_rows),
+                "warnings": dg.MetadataValue.int(warnings),
                 "first_problems": preview(listed, MAX_LISTED_PROBLEMS),
             },
         )
@@ -160,7 +177,8 @@ def _build(name: str) -> dg.AssetsDefinition:
                 "amazon": dg.MetadataValue.text("offline" if pull and pulled is None else "pulled" if pull else "n/a"),
                 **(pulled[1] if pulled else {}),
                 "source": dg.MetadataValue.path(str(loaded.path) if loaded.path else f"{name} (absent)"),
-                "invalid_rows": dg.MetadataValue.int(len(set(problems.column("row").to_pylist()))),
+                "invalid_rows": dg.MetadataValue.int(len(set(errors.column("row").to_pylist()))),
+                "warnings": dg.MetadataValue.int(warnings),
                 "preview": preview(head),
             },
             check_results=[check],
@@ -189,7 +207,8 @@ def _build(name: str) -> dg.AssetsDefinition:
 def _describe(row: dict) -> str:
     where = f"{row['file']}, row {row['row']}" + (f", column {row['column']}" if row["column"] else "")
     value = f" (value {row['value']!r})" if row["value"] else ""
-    return f"{where}: {row['message']}{value}"
+    label = "warning: " if row["severity"] == WARNING else ""
+    return f"{where}: {label}{row['message']}{value}"
 
 
 input_assets: list[dg.AssetsDefinition] = [_build(name) for name in INPUTS]

@@ -17,9 +17,11 @@ from seller.reconcile import reconcile
 def reconciled_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """The quantity to publish per mapped SKU of the channel, one row per SKU with an ASIN. FBA SKUs are
     channel_wins: Amazon's fulfillable quantity (from `fba_inventory`) becomes the master's figure and is never sent.
-    FBM SKUs are master_wins: the master quantity minus open order reservations (`reservations`), never below 0.
-    A mapping's explicit `conflict_strategy` overrides the default. Source: the validated master_inventory,
-    channel_mappings and fba_inventory tables, and the reservations table when present."""
+    FBM SKUs are master_wins: the master quantity minus the open order reservations of ALL the seller's channels
+    (`reservations`: the stock is the seller's), never below 0, so every channel of the seller publishes the same
+    figure. A mapping's explicit `conflict_strategy` overrides the default. Source: the validated master_inventory,
+    channel_mappings and fba_inventory tables, and the reservations table when present. A mapping whose SKU is not
+    in the master is left out (reported in `input_errors` and as `master_missing` in `sync_history`)."""
     with warehouse.connect(context.partition_key) as con:
         held = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'reservations'"

@@ -1,4 +1,4 @@
-"""Orders: the FBM stock that open Amazon orders reserve, from the ORDER_CHANGE notifications."""
+"""Orders: the FBM stock that the seller's open Amazon orders reserve, from the ORDER_CHANGE notifications."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets.metadata import table_preview
-from pipelines.partitions import channel_partitions
+from pipelines.partitions import CHANNELS, channel_partitions
 from resources.warehouse import Warehouse
 from seller.inputs import find_input
 from sync import orders
@@ -43,22 +43,30 @@ def master_as_of(data_dir: str | Path) -> datetime | None:
 
 @dg.asset(partitions_def=channel_partitions, group_name="inventory", kinds={"duckdb"})
 def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """FBM stock reserved by open Amazon orders on the channel, one row per SKU (reserved_quantity, open_orders,
-    oldest_order_at); `order_states` beside it holds each notified order's latest state. An MFN order reserves its
-    quantities until a later ORDER_CHANGE closes it (Shipped, Canceled, ...) or the master inventory file is written
-    after the order was placed (the seller's figure then already excludes it); out-of-order notifications never
-    reopen an order. Reconciliation subtracts it from the master quantity. Source: ORDER_CHANGE notifications in
-    the seller's notification store (`warehouse/_notifications.duckdb`, written by `sqs_notifications_sensor`)."""
+    """FBM stock reserved by the open Amazon orders of the channel's SELLER, one row per SKU (reserved_quantity,
+    open_orders, oldest_order_at): the seller ships every FBM order from the one stock of the master file, so an open
+    order on any of the seller's channels (same seller_id in the channels config) reserves it on every channel, and
+    each of them publishes the same figure; another seller's orders never count. `order_states` beside it holds the
+    latest state of each notified order of the seller, with the channel it came from; the metadata breaks the
+    reserved units down by that channel. An MFN order reserves its quantities until a later ORDER_CHANGE closes it
+    (Shipped, Canceled, ...) or the master inventory file is written after the order was placed (the seller's figure
+    then already excludes it); out-of-order notifications never reopen an order. Reconciliation subtracts it from
+    the master quantity. Source: ORDER_CHANGE notifications in the seller's notification store
+    (`warehouse/_notifications.duckdb`, written by `sqs_notifications_sensor`)."""
     channel = context.partition_key
+    seller = orders.seller_channels(CHANNELS, channel)
     as_of = master_as_of(warehouse.data_dir)
     held = pa.table({n: [] for n in _EMPTY_RESERVATIONS.names}, schema=_EMPTY_RESERVATIONS)
     states = pa.table({n: [] for n in _EMPTY_STATES.names}, schema=_EMPTY_STATES)
+    by_channel: dict[str, int] = dict.fromkeys(seller, 0)
     if warehouse.notifications_path().exists():
         with warehouse.connect_notifications(read_only=True) as store:
             present = {r[0] for r in store.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if {"order_changes", "order_change_items"} <= present:
-                held = orders.reservations(store, channel, as_of).to_arrow_table()
-                states = orders.order_states(store, channel).to_arrow_table()
+                held = orders.reservations(store, seller, as_of).to_arrow_table()
+                states = orders.order_states(store, seller).to_arrow_table()
+                for name, units, _ in orders.reserved_by_channel(store, seller, as_of).fetchall():
+                    by_channel[name] = int(units)
     with warehouse.connect(channel) as con:
         con.register("held", held)
         con.register("states", states)
@@ -72,6 +80,8 @@ def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
         metadata={
             **meta,
             "reserved_units": int(reserved),
+            "reserved_units_by_channel": dg.MetadataValue.json(by_channel),
+            "seller_channels": ", ".join(seller),
             "notified_orders": states.num_rows,
             "master_as_of": as_of.isoformat() if as_of else "no master file",
         }

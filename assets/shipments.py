@@ -36,7 +36,7 @@ from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi import InvalidInput, LwaError, ResourceNotFound, SpApiClient, SpApiError, Throttled, Unauthorized
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
-from seller.inputs import load_input
+from seller.inputs import ensure_input_errors, load_input
 from sync.orders import package_detail, row_hash
 
 __all__ = ["shipment_confirmations"]
@@ -124,15 +124,13 @@ def shipment_confirmations(
     with warehouse.connect(channel.name) as con:
         con.execute(_LEDGER)
         con.execute(_HISTORY)
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS input_errors (input VARCHAR, file VARCHAR, row BIGINT, "
-            '"column" VARCHAR, value VARCHAR, message VARCHAR, channel VARCHAR)'
-        )
+        ensure_input_errors(con)
         con.execute("BEGIN")
         con.execute("DELETE FROM input_errors WHERE input = 'shipments'")
         if problems:
             con.executemany(
-                "INSERT INTO input_errors VALUES ('shipments', ?, ?, ?, ?, ?, ?)",
+                'INSERT INTO input_errors (input, file, row, "column", value, message, channel) '
+                "VALUES ('shipments', ?, ?, ?, ?, ?, ?)",
                 [[p["file"], p["row"], p["column"], p["value"], p["message"], p["channel"]] for p in problems],
             )
         con.execute("COMMIT")

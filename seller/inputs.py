@@ -8,6 +8,11 @@ is row 1 of a CSV file; Parquet rows count from 1), the column and the offending
 A problem belongs to one channel when it sits on a row of a channel-scoped file whose `channel` is configured; every
 other problem (a missing column, a master-inventory row, an unknown channel) belongs to all channels, because the
 seller's data for them is in doubt. Validation is SQL over Arrow (DuckDB), one pass per rule, never a loop per row.
+
+Every problem has a severity. An `error` blocks (the row is dropped and nothing is published for the channels it
+concerns); a `warning` does not: the row concerns only itself and the channel's other SKUs go on. The one warning is a
+channel_mappings row whose SKU is not in master_inventory (`unknown_skus`): it cannot be published (no stock, no base
+price) but says nothing about the rest of the seller's data.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ __all__ = [
     "load_input",
     "validated_input",
     "ERROR_SCHEMA",
+    "ERROR",
+    "WARNING",
+    "NOT_IN_MASTER",
+    "blocking",
+    "ensure_input_errors",
+    "unknown_skus",
 ]
 
 # Amazon's seller SKU is at most 40 characters; tabs and line breaks would corrupt the tab-delimited feeds.
@@ -52,6 +63,10 @@ _MONEY = r"\d{1,13}(\.\d{1,2})?"
 _OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 _TYPED = "__typed_"  # prefix of the TRY_CAST column next to each raw text column
 
+ERROR = "error"  # blocks the channels the problem concerns
+WARNING = "warning"  # recorded and shown, blocks nothing
+NOT_IN_MASTER = "not in master_inventory"
+
 ERROR_SCHEMA = pa.schema(
     [
         ("file", pa.string()),
@@ -60,8 +75,28 @@ ERROR_SCHEMA = pa.schema(
         ("value", pa.string()),
         ("message", pa.string()),
         ("channel", pa.string()),  # null: the problem concerns every channel
+        ("severity", pa.string()),  # ERROR or WARNING
     ]
 )
+
+# The channel warehouse's table of every input's problems (`input` names the input asset that recorded them). A
+# table created before severities existed gets the column, its rows (all errors then) marked as errors.
+_INPUT_ERRORS = (
+    'CREATE TABLE IF NOT EXISTS input_errors (input VARCHAR, file VARCHAR, row BIGINT, "column" VARCHAR, '
+    f"value VARCHAR, message VARCHAR, channel VARCHAR, severity VARCHAR DEFAULT '{ERROR}')"
+)
+_SEVERITY_COLUMN = f"ALTER TABLE input_errors ADD COLUMN IF NOT EXISTS severity VARCHAR DEFAULT '{ERROR}'"
+
+
+def ensure_input_errors(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the channel's `input_errors` table, or add the `severity` column to an older one."""
+    con.execute(_INPUT_ERRORS)
+    con.execute(_SEVERITY_COLUMN)
+
+
+def blocking(errors: pa.Table) -> pa.Table:
+    """The problems that block (severity ERROR), without the warnings."""
+    return errors.filter(pa.compute.equal(errors.column("severity"), ERROR))
 
 
 @dataclass(frozen=True)
@@ -299,7 +334,15 @@ def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def _problem(file: str, row: int, column: str, value: str, message: str, channel: str | None = None) -> dict:
-    return {"file": file, "row": row, "column": column, "value": value, "message": message, "channel": channel}
+    return {
+        "file": file,
+        "row": row,
+        "column": column,
+        "value": value,
+        "message": message,
+        "channel": channel,
+        "severity": ERROR,
+    }
 
 
 def _errors_table(problems: list[dict]) -> pa.Table:
@@ -733,8 +776,8 @@ def _validate(
             + ') ORDER BY row, "column"'
         )
         errors = con.sql(
-            f'SELECT {_literal(file)} AS file, row, "column", value, message, _channel AS channel '
-            f"FROM {_PROBLEMS} ORDER BY row"
+            f'SELECT {_literal(file)} AS file, row, "column", value, message, _channel AS channel, '
+            f"'{ERROR}' AS severity FROM {_PROBLEMS} ORDER BY row"
         ).to_arrow_table()
     else:
         errors = _errors_table([])
@@ -742,3 +785,21 @@ def _validate(
         con.execute(f'DELETE FROM "{table}" WHERE _bad OR _row IN (SELECT row FROM {_PROBLEMS})')
     con.execute(f'ALTER TABLE "{table}" DROP COLUMN _bad')
     return errors.cast(ERROR_SCHEMA)
+
+
+_UNKNOWN_SKUS = f"""
+SELECT $file AS file, m._row AS row, 'sku' AS "column", left(m.sku, {_SHOWN}) AS value, $message AS message,
+       m.channel, $severity AS severity
+FROM {{mappings}} m
+WHERE NOT EXISTS (SELECT 1 FROM {{master}} inv WHERE inv.sku = m.sku)
+ORDER BY m._row
+"""
+
+
+def unknown_skus(con: duckdb.DuckDBPyConnection, mappings: str, master: str, file: str) -> pa.Table:
+    """A WARNING (ERROR_SCHEMA rows) for each valid channel_mappings row whose SKU is not in master_inventory: the
+    row's own number and channel, column `sku`. Such a SKU is never published (sync_history: `master_missing`), and
+    blocks nothing else. `mappings` and `master` are the validated tables (with `_row`)."""
+    params = {"file": file, "message": NOT_IN_MASTER, "severity": WARNING}
+    rows = con.sql(_UNKNOWN_SKUS.format(mappings=mappings, master=master), params=params).to_arrow_table()
+    return rows.cast(ERROR_SCHEMA)

@@ -8,7 +8,11 @@ Amazon owns the count in every other case.
 
 Open FBM orders reserve stock until the seller's master file reflects them (see `sync.orders`): with a
 `reservations` relation (sku, reserved_quantity) a master-sourced quantity is the master quantity minus the SKU's
-open reservations, never below 0, so nothing is oversold before the next push.
+open reservations, never below 0, so nothing is oversold before the next push. The relation holds the open orders of
+ALL the seller's channels (the stock is the seller's), so every channel of the seller gets the same figure.
+
+A mapping whose SKU is not in the master has no quantity and no base price: it is left out here, and reported as a
+warning in `input_errors` (`seller.inputs.unknown_skus`) and as `master_missing` in `sync_history`.
 """
 
 from __future__ import annotations
@@ -52,12 +56,14 @@ _NO_RESERVATIONS = "(SELECT NULL::VARCHAR AS sku, 0::BIGINT AS reserved_quantity
 def reconcile(
     con: duckdb.DuckDBPyConnection, mappings: str, master: str, fba: str, reservations: str | None = None
 ) -> duckdb.DuckDBPyRelation:
-    """One row per mapped SKU (a mapping with an ASIN whose SKU is in the master).
+    """One row per mapped SKU (a mapping with an ASIN whose SKU is in the master; the others are reported by the
+    input validation and sync_history, not here).
 
     Adds `quantity` (what the channel should show), `quantity_source` (`channel` when Amazon's figure won),
     `master_updated` (Amazon's figure differs from the master's: the master takes it), `publish_quantity` and
     `reserved_quantity` (units held by open orders, subtracted from a master-sourced quantity; 0 when Amazon's
-    figure won). `reservations`: an optional relation with columns sku, reserved_quantity.
+    figure won). `reservations`: an optional relation with columns sku, reserved_quantity: the seller's open orders on
+    every channel, not only this one's.
     """
     return con.sql(
         _SQL.format(mappings=mappings, master=master, fba=fba, reservations=reservations or _NO_RESERVATIONS)

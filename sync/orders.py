@@ -9,19 +9,36 @@ Notifications can arrive out of order, so an order's state is the notification w
 (TimeOfOrderChange), then the latest publish time, then the more final status; an older state never overwrites a
 newer one. Items come from the latest notification of the order that lists items. A partially shipped order keeps
 its whole quantity reserved until it is Shipped (conservative: no oversell).
+
+Stock is the seller's, not the channel's: the seller ships every FBM order from the one stock the master file counts,
+so an open order on any channel of the seller reserves it on every channel. Reservations are therefore computed over
+all the channels of one seller (`seller_channels`: the same seller_id in the channels config), never over another
+seller's, whose notifications share the store. Amazon's unified accounts also hold one quantity per SKU per region
+(the last write wins), so two channels of the seller must never publish two different figures.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
+from seller.config import Channel
 from sync.notifications import OPEN_ORDER_STATUSES
 
-__all__ = ["OPEN_ORDER_STATUSES", "RESERVATION_COLUMNS", "order_states", "reservations", "package_detail", "row_hash"]
+__all__ = [
+    "OPEN_ORDER_STATUSES",
+    "RESERVATION_COLUMNS",
+    "order_states",
+    "reservations",
+    "reserved_by_channel",
+    "seller_channels",
+    "package_detail",
+    "row_hash",
+]
 
 RESERVATION_COLUMNS = ("sku", "reserved_quantity", "open_orders", "oldest_order_at")
 
@@ -35,57 +52,94 @@ _ORDER_STATES = f"""
 SELECT DISTINCT ON (amazon_order_id)
        amazon_order_id, channel, order_status, fulfillment_type, purchase_date, event_time, notification_id
 FROM {{changes}}
-WHERE channel = $channel
+WHERE list_contains($channels::VARCHAR[], channel)
 ORDER BY amazon_order_id, event_time DESC, publish_time DESC, coalesce({_STATUS_RANK}, 0) DESC, notification_id DESC
 """
 
-_RESERVATIONS = """
+# One row per item of an open FBM order of the channels: (channel, amazon_order_id, sku, quantity, placed_at).
+_OPEN_ITEMS = """
 WITH states AS ({states}),
 latest_items AS (
-    SELECT DISTINCT ON (c.amazon_order_id) c.amazon_order_id, c.notification_id
+    SELECT DISTINCT ON (c.amazon_order_id) c.amazon_order_id, c.channel, c.notification_id
     FROM {changes} c
-    WHERE c.channel = $channel
+    WHERE list_contains($channels::VARCHAR[], c.channel)
       AND EXISTS (SELECT 1 FROM {items} i WHERE i.notification_id = c.notification_id AND i.channel = c.channel)
     ORDER BY c.amazon_order_id, c.event_time DESC, c.publish_time DESC, c.notification_id DESC
 ),
 open_orders AS (
-    SELECT s.amazon_order_id, s.purchase_date, s.event_time
+    SELECT s.amazon_order_id, coalesce(s.purchase_date, s.event_time) AS placed_at
     FROM states s
     WHERE s.order_status IN ({open_statuses})
       AND coalesce(s.fulfillment_type, 'MFN') = 'MFN'
       AND ($master_as_of::TIMESTAMPTZ IS NULL OR coalesce(s.purchase_date, s.event_time) > $master_as_of::TIMESTAMPTZ)
 )
-SELECT i.sku, sum(i.quantity)::BIGINT AS reserved_quantity, count(DISTINCT o.amazon_order_id)::BIGINT AS open_orders,
-       min(coalesce(o.purchase_date, o.event_time)) AS oldest_order_at
+SELECT l.channel, o.amazon_order_id, i.sku, i.quantity, o.placed_at
 FROM open_orders o
 JOIN latest_items l USING (amazon_order_id)
-JOIN {items} i ON i.notification_id = l.notification_id AND i.channel = $channel
-GROUP BY i.sku
+JOIN {items} i ON i.notification_id = l.notification_id AND i.channel = l.channel
+"""
+
+_RESERVATIONS = """
+SELECT sku, sum(quantity)::BIGINT AS reserved_quantity, count(DISTINCT amazon_order_id)::BIGINT AS open_orders,
+       min(placed_at) AS oldest_order_at
+FROM ({open_items})
+GROUP BY sku
+"""
+
+_BY_CHANNEL = """
+SELECT channel, sum(quantity)::BIGINT AS reserved_quantity, count(DISTINCT amazon_order_id)::BIGINT AS open_orders
+FROM ({open_items})
+GROUP BY channel
 """
 
 
+def seller_channels(channels: Mapping[str, Channel], channel: str) -> list[str]:
+    """The names of every configured channel of `channel`'s seller (itself included), in config order."""
+    seller = channels[channel].seller_id
+    return [c.name for c in channels.values() if c.seller_id == seller]
+
+
 def order_states(
-    con: duckdb.DuckDBPyConnection, channel: str, changes: str = "order_changes"
+    con: duckdb.DuckDBPyConnection, channels: Sequence[str], changes: str = "order_changes"
 ) -> duckdb.DuckDBPyRelation:
-    """The current state of every notified order of `channel`: one row per order (latest event wins)."""
-    return con.sql(_ORDER_STATES.format(changes=changes), params={"channel": channel})
+    """The current state of every notified order of `channels`: one row per order (latest event wins), with the
+    channel it came from."""
+    return con.sql(_ORDER_STATES.format(changes=changes), params={"channels": list(channels)})
 
 
-def reservations(
-    con: duckdb.DuckDBPyConnection,
-    channel: str,
-    master_as_of: datetime | None,
-    changes: str = "order_changes",
-    items: str = "order_change_items",
-) -> duckdb.DuckDBPyRelation:
-    """Open FBM reservations of `channel`, one row per SKU: reserved_quantity, open_orders, oldest_order_at."""
-    sql = _RESERVATIONS.format(
+def _open_items(changes: str, items: str) -> str:
+    return _OPEN_ITEMS.format(
         states=_ORDER_STATES.format(changes=changes),
         changes=changes,
         items=items,
         open_statuses=", ".join(f"'{s}'" for s in OPEN_ORDER_STATUSES),
     )
-    return con.sql(sql, params={"channel": channel, "master_as_of": master_as_of})
+
+
+def reservations(
+    con: duckdb.DuckDBPyConnection,
+    channels: Sequence[str],
+    master_as_of: datetime | None,
+    changes: str = "order_changes",
+    items: str = "order_change_items",
+) -> duckdb.DuckDBPyRelation:
+    """Open FBM reservations of the orders of `channels` (pass `seller_channels`: all of one seller's), one row per
+    SKU: reserved_quantity, open_orders, oldest_order_at."""
+    sql = _RESERVATIONS.format(open_items=_open_items(changes, items))
+    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
+
+
+def reserved_by_channel(
+    con: duckdb.DuckDBPyConnection,
+    channels: Sequence[str],
+    master_as_of: datetime | None,
+    changes: str = "order_changes",
+    items: str = "order_change_items",
+) -> duckdb.DuckDBPyRelation:
+    """The same reservations broken down by the channel the orders came from: channel, reserved_quantity,
+    open_orders (channels without an open order have no row)."""
+    sql = _BY_CHANNEL.format(open_items=_open_items(changes, items))
+    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
 
 
 # --- shipments ------------------------------------------------------------------------------------------------------

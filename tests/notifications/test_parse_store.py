@@ -7,13 +7,17 @@ import json
 from datetime import UTC, datetime
 
 import duckdb
+import pyarrow as pa
 import pytest
 
+from seller.config import parse_channels
+from seller.reconcile import reconcile
 from sync.notifications import Malformed, Received, parse_body, prepare_batch, store_batch
-from sync.orders import order_states, reservations
+from sync.orders import order_states, reservations, reserved_by_channel, seller_channels
 from tests.notifications.helpers import (
     CHANNELS,
     DE,
+    SELLER,
     UK,
     US,
     fba_change,
@@ -136,8 +140,8 @@ def test_store_dedups_routes_and_dead_letters():
     ]
 
 
-def reserved(con, channel="us", master_as_of=None) -> dict[str, int]:
-    return {r[0]: r[1] for r in reservations(con, channel, master_as_of).fetchall()}
+def reserved(con, channels=("us",), master_as_of=None) -> dict[str, int]:
+    return {r[0]: r[1] for r in reservations(con, channels, master_as_of).fetchall()}
 
 
 def test_reservations_follow_the_latest_state_even_out_of_order():
@@ -156,9 +160,9 @@ def test_reservations_follow_the_latest_state_even_out_of_order():
     store(con, order_change("111-4", "Canceled", "2026-11-29T09:40:00Z", [("FBM-2", 4)]))
     store(con, order_change("111-4", "Unshipped", "2026-11-29T09:20:00Z", [("FBM-2", 4)]))
     assert reserved(con) == {"FBM-1": 3}
-    states = dict(order_states(con, "us").select("amazon_order_id, order_status").fetchall())
+    states = dict(order_states(con, ["us"]).select("amazon_order_id, order_status").fetchall())
     assert states == {"111-1": "Shipped", "111-2": "Pending", "111-3": "Unshipped", "111-4": "Canceled"}
-    assert reserved(con, "uk") == {}
+    assert reserved(con, ["uk"]) == {}
     # a master file written after the order was placed already accounts for it
     late = order_change(
         "111-5", "Unshipped", "2026-11-29T09:50:00Z", [("FBM-2", 1)], purchase_date="2026-11-29T09:50:00Z"
@@ -173,3 +177,86 @@ def test_equal_times_prefer_the_final_status():
     store(con, order_change("111-9", "Shipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)]))
     store(con, order_change("111-9", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)]))
     assert reserved(con) == {}
+
+
+# --- stock is the seller's: reservations over every channel of one seller (issue 11) --------------------------------
+
+OTHER = "A9OTHERSELLER9"
+# Two sellers in one store: ours on us, uk and de; another one on US too (its own channel "other-us").
+TWO_SELLERS = parse_channels(
+    {
+        "channels": [
+            {"name": "us", "seller_id": SELLER, "marketplace_id": US, "region": "na"},
+            {"name": "uk", "seller_id": SELLER, "marketplace_id": UK, "region": "eu"},
+            {"name": "de", "seller_id": SELLER, "marketplace_id": DE, "region": "eu"},
+            {"name": "other-us", "seller_id": OTHER, "marketplace_id": US, "region": "na"},
+        ]
+    }
+)
+
+
+def store_for(con, channels, *docs) -> list[dict]:
+    return store_batch(con, prepare_batch(messages(*docs), channels, NOW))
+
+
+def test_seller_channels_are_the_channels_of_the_same_seller():
+    assert seller_channels(TWO_SELLERS, "uk") == ["us", "uk", "de"]
+    assert seller_channels(TWO_SELLERS, "other-us") == ["other-us"]
+
+
+def test_an_order_on_any_channel_of_the_seller_reserves_for_all_of_them_and_no_other_sellers_order_counts():
+    con = duckdb.connect()
+    store_for(
+        con,
+        TWO_SELLERS,
+        order_change("111-US", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 4)], market=US),
+        order_change("111-UK", "Pending", "2026-11-29T09:05:00Z", [("FBM-1", 1), ("FBM-2", 2)], market=UK),
+        order_change("111-DE", "Shipped", "2026-11-29T09:10:00Z", [("FBM-1", 9)], market=DE),  # closed
+        order_change("999-XX", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 7)], market=US, seller=OTHER),
+    )
+    ours = seller_channels(TWO_SELLERS, "de")
+    for channel in ours:  # every channel of the seller sees the same seller-wide figure
+        assert reserved(con, seller_channels(TWO_SELLERS, channel)) == {"FBM-1": 5, "FBM-2": 2}
+    rows = reservations(con, ours, None).select("sku, open_orders").fetchall()
+    assert sorted(rows) == [("FBM-1", 2), ("FBM-2", 1)]
+    # the other seller, on the same marketplace, sees only its own order
+    assert reserved(con, seller_channels(TWO_SELLERS, "other-us")) == {"FBM-1": 7}
+    # the breakdown by the channel the orders came from; the seller's orders with their channel
+    assert sorted(reserved_by_channel(con, ours, None).fetchall()) == [("uk", 3, 1), ("us", 4, 1)]
+    states = sorted(order_states(con, ours).select("amazon_order_id, channel, order_status").fetchall())
+    assert states == [("111-DE", "de", "Shipped"), ("111-UK", "uk", "Pending"), ("111-US", "us", "Unshipped")]
+
+
+def test_a_later_state_on_the_store_closes_the_order_for_every_channel():
+    con = duckdb.connect()
+    store_for(con, TWO_SELLERS, order_change("111-US", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 4)], market=US))
+    assert reserved(con, seller_channels(TWO_SELLERS, "uk")) == {"FBM-1": 4}
+    store_for(con, TWO_SELLERS, order_change("111-US", "Canceled", "2026-11-29T09:30:00Z", [("FBM-1", 4)], market=US))
+    assert reserved(con, seller_channels(TWO_SELLERS, "uk")) == {}
+
+
+def test_seller_wide_reservations_give_every_channel_the_same_quantity_floored_at_zero():
+    """The store's seller-wide reservations straight into reconcile, per channel: master 10 for FBM-1 and 3 for
+    FBM-2; 4 + 1 units of FBM-1 and 5 of FBM-2 ordered on two channels: 5 and 0 (not -2) on every channel."""
+    con = duckdb.connect()
+    store_for(
+        con,
+        TWO_SELLERS,
+        order_change("111-US", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 4), ("FBM-2", 5)], market=US),
+        order_change("111-UK", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)], market=UK),
+        order_change("999-XX", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 9)], market=US, seller=OTHER),
+    )
+    master = [{"sku": "FBM-1", "quantity": 10, "handling_time_days": 2}, {"sku": "FBM-2", "quantity": 3}]
+    con.register("master", pa.Table.from_pylist(master))
+    con.register("fba", pa.table({"sku": pa.array([], pa.string()), "fulfillable_quantity": pa.array([], pa.int64())}))
+    published = {}
+    for channel in ("us", "uk", "de"):
+        mappings = [
+            {"channel": channel, "sku": sku, "asin": "B000000001", "fulfillment": "FBM", "conflict_strategy": None}
+            for sku in ("FBM-1", "FBM-2")
+        ]
+        con.register("mappings", pa.Table.from_pylist(mappings))
+        reservations(con, seller_channels(TWO_SELLERS, channel), None).create_view("held", replace=True)
+        rows = reconcile(con, "mappings", "master", "fba", "held").select("sku, quantity, reserved_quantity")
+        published[channel] = sorted(rows.fetchall())
+    assert published == dict.fromkeys(("us", "uk", "de"), [("FBM-1", 5, 5), ("FBM-2", 0, 5)])

@@ -95,6 +95,28 @@ def test_partitioned_materialization_writes_golden_feeds_and_history(small_selle
     assert b"NO-ASIN" not in (feeds / "POST_FLAT_FILE_INVLOADER_DATA.txt").read_bytes()
 
 
+def test_a_mapping_missing_from_the_master_is_a_warning_and_blocks_no_other_sku(small_seller):
+    path = small_seller / "channel_mappings.csv"
+    path.write_text(path.read_text() + "us,GHOST-1,B000000009,FBM,,5.00,10.00,,\n")  # row 9
+    result = materialize(small_seller, "us")
+    assert result.success
+    assert query(
+        small_seller, "us", 'SELECT input, file, row, "column", value, message, severity FROM input_errors'
+    ) == [("channel_mappings", "channel_mappings.csv", 9, "sku", "GHOST-1", "not in master_inventory", "warning")]
+    ghost = "SELECT asin, operation, status, run_id FROM sync_history WHERE sku = 'GHOST-1'"
+    history = query(small_seller, "us", ghost)
+    assert history == [("B000000009", "publish", "master_missing", result.run_id)]
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in checks.values())
+    assert checks["channel_mappings_valid"].metadata["warnings"].value == 1
+    # every other SKU is published exactly as without the row; the unknown one is in no feed
+    feeds = small_seller / "feeds" / "us"
+    for golden in GOLDEN.glob("us-*"):
+        name = golden.name.removeprefix("us-")
+        document = feeds / "JSON_LISTINGS_FEED" / name if name.endswith(".json") else feeds / name
+        assert document.read_bytes() == golden.read_bytes(), name
+
+
 def test_bad_input_fails_the_blocking_check_and_writes_no_feed(small_seller):
     path = small_seller / "master_inventory.csv"
     path.write_text(path.read_text().replace("FBM-1,7,15.00", "FBM-1,7,abc"))
@@ -107,8 +129,8 @@ def test_bad_input_fails_the_blocking_check_and_writes_no_feed(small_seller):
     assert not (small_seller / "feeds").exists()
     # what was valid is still there to inspect, and the problem is recorded
     assert query(small_seller, "us", "SELECT count(*) FROM master_inventory") == [(6,)]
-    assert query(small_seller, "us", 'SELECT file, row, "column", value FROM input_errors') == [
-        ("master_inventory.csv", 3, "price", "abc")
+    assert query(small_seller, "us", 'SELECT file, row, "column", value, severity FROM input_errors') == [
+        ("master_inventory.csv", 3, "price", "abc", "error")
     ]
 
 

@@ -1,8 +1,9 @@
 """Bad seller input: every problem named with file, row, column and value; valid rows kept."""
 
+import duckdb
 import pytest
 
-from seller.inputs import load_input
+from seller.inputs import blocking, ensure_input_errors, load_input, unknown_skus, validated_input
 
 
 def rewrite(path, old, new):
@@ -247,3 +248,47 @@ def test_a_line_longer_than_a_parse_block_is_named_with_its_row_and_column(small
     path.write_bytes(path.read_bytes() + b"uk,FBM-1," + b"B" * 2_000_000 + b",FBM,,10.00,25.00,,\n")
     found = problems(small_seller, "channel_mappings", channels)
     assert [(p["row"], p["column"], p["channel"], len(p["value"])) for p in found] == [(9, "asin", "uk", 200)]
+
+
+def test_every_existing_problem_is_a_blocking_error(small_seller, channels):
+    rewrite(small_seller / "channel_mappings.csv", "us,FBM-1,B000000002", "us,FBM-1,B0002")
+    rewrite(small_seller / "master_inventory.csv", "sku,quantity,price,", "sku,quantity,prize,")
+    for name in ("channel_mappings", "master_inventory"):
+        loaded = load_input(name, small_seller, channels)
+        assert loaded.errors.num_rows == 1 and loaded.errors.column("severity").to_pylist() == ["error"]
+        assert blocking(loaded.errors).num_rows == 1
+
+
+def test_a_mapping_sku_missing_from_the_master_is_a_warning_on_its_own_row(small_seller, channels):
+    path = small_seller / "channel_mappings.csv"
+    path.write_text(path.read_text() + "uk,GHOST-1,B000000009,FBM,,5.00,10.00,,\n")  # row 9
+    con = duckdb.connect()
+    with validated_input(con, "master_inventory", small_seller, channels):
+        pass
+    with validated_input(con, "channel_mappings", small_seller, channels, channel="uk") as loaded:
+        assert loaded.errors_for("uk").num_rows == 0  # a valid row: it stays in the table
+        warned = unknown_skus(con, "channel_mappings", "master_inventory", loaded.path.name)
+    assert warned.to_pylist() == [
+        {
+            "file": "channel_mappings.csv",
+            "row": 9,
+            "column": "sku",
+            "value": "GHOST-1",
+            "message": "not in master_inventory",
+            "channel": "uk",
+            "severity": "warning",
+        }
+    ]
+    assert blocking(warned).num_rows == 0
+
+
+def test_an_input_errors_table_from_before_severities_gets_the_column(tmp_path):
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute(
+        'CREATE TABLE input_errors (input VARCHAR, file VARCHAR, row BIGINT, "column" VARCHAR, value VARCHAR, '
+        "message VARCHAR, channel VARCHAR)"
+    )
+    con.execute("INSERT INTO input_errors VALUES ('fba_inventory', 'fba_inventory.csv', 3, 'sku', 'x', 'bad', 'us')")
+    ensure_input_errors(con)
+    ensure_input_errors(con)  # idempotent
+    assert con.execute("SELECT input, severity FROM input_errors").fetchall() == [("fba_inventory", "error")]

@@ -3,6 +3,7 @@
 import duckdb
 import pyarrow as pa
 
+from seller.inputs import unknown_skus
 from seller.reconcile import reconcile
 
 
@@ -54,13 +55,26 @@ def test_defaults_and_overrides():
     }
 
 
-def test_unmapped_and_unknown_skus_are_left_out():
-    rows = run(
-        [mapping("NO-ASIN", "FBM", asin=None), mapping("NOT-IN-MASTER", "FBM")],
-        [stock("NO-ASIN", 1)],
-        [],
-    )
+def test_unmapped_skus_are_left_out_and_unknown_skus_are_reported_not_dropped():
+    """Neither has a quantity to publish. A mapping whose SKU the master lacks used to vanish here without a trace;
+    it is now a WARNING on its own row of channel_mappings (and `master_missing` in sync_history)."""
+    mappings = [{**mapping("NO-ASIN", "FBM", asin=None), "_row": 2}, {**mapping("NOT-IN-MASTER", "FBM"), "_row": 3}]
+    rows = run(mappings, [stock("NO-ASIN", 1)], [])
     assert rows == {}
+    con = duckdb.connect()
+    con.register("m", pa.Table.from_pylist(mappings))
+    con.register("inv", pa.Table.from_pylist([stock("NO-ASIN", 1)]))
+    assert unknown_skus(con, "m", "inv", "channel_mappings.csv").to_pylist() == [
+        {
+            "file": "channel_mappings.csv",
+            "row": 3,
+            "column": "sku",
+            "value": "NOT-IN-MASTER",
+            "message": "not in master_inventory",
+            "channel": "us",
+            "severity": "warning",
+        }
+    ]
 
 
 def run_with_reservations(mappings, master, fba, held):

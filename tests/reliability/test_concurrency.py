@@ -3,7 +3,8 @@ processes against ONE emulator, with Amazon's rate limits scaled ×5 (so getItem
 2 s per seller: the three runs must share it) and one SP-API `state_dir` (the client's shared token buckets).
 Asserted: all three runs succeed (no DuckDB lock failure), zero 429s (the emulator's own count through the wiretap
 and each run's `spapi/total/throttled`), and invariants 1, 2, 3 and 6 for every channel. Each run also reads the
-seller's shared notification store (`reservations`, one open FBM order per channel) at the same moment."""
+seller's shared notification store (`reservations`, one open FBM order per channel, each reserving the seller's stock
+on all three) at the same moment."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def spapi_fields(scenario, state_dir: Path) -> dict:
 
 def open_orders(scenario) -> None:
     """The seller's notification store with one open FBM order per channel: every run's `reservations` reads it (the
-    three processes open it at once, read-only) and subtracts it before its push."""
+    three processes open it at once, read-only) and subtracts all three orders before its push."""
     written = time.time() - 7200  # the master file was written before the orders were placed
     os.utime(scenario.data / "master_inventory.csv", (written, written))
     placed = datetime.now(UTC) - timedelta(hours=1)
@@ -100,7 +101,16 @@ def open_orders(scenario) -> None:
         Received(
             f"m-{channel}",
             f"h-{channel}",
-            json.dumps(order_change(f"555-{channel}", "Unshipped", placed.isoformat(), [("FBM-1", 2)], market=market)),
+            json.dumps(
+                order_change(
+                    f"555-{channel}",
+                    "Unshipped",
+                    placed.isoformat(),
+                    [("FBM-1", 2)],
+                    market=market,
+                    purchase_date=placed.isoformat(),  # after the master file was written: still reserved
+                )
+            ),
         )
         for channel, market in MARKETPLACE.items()
     ]
@@ -172,8 +182,9 @@ def test_three_channels_of_one_seller_at_once(scenario):
     offers = scenario.tap.calls("getItemOffersBatch")
     assert len(offers) >= 3, "the three runs did not all ask for offers"
     for channel, outcome in outcomes.items():
+        # the stock is the seller's: each channel holds all three channels' orders (3 × 2 units)
         reserved = query(scenario.data, channel, "SELECT sku, reserved_quantity FROM reservations")
-        assert reserved == [("FBM-1", 2)], (channel, reserved)
+        assert reserved == [("FBM-1", 6)], (channel, reserved)
         scenario.check_final_status(outcome["run_id"], channel)
         scenario.check_bounds(channel, since=0)  # all three runs' requests (invariant 2 filters by marketplace)
         scenario.retried[outcome["run_id"]] = int(outcome["meta"].get("spapi/total/retried") or 0)
