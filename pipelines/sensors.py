@@ -16,7 +16,8 @@ longest long poll, 20 s): with N sellers, every queue is polled at least once ev
 
 Runs are requested from what was stored since the cursor's `since` (the newest `received_at` acted on), so
 notifications stored by a tick that failed before its runs were submitted are acted on by the next tick: ORDER_CHANGE
-and FBA_INVENTORY_AVAILABILITY_CHANGES → `inventory_job` (reservations, FBA pull, reconcile, push), ANY_OFFER_CHANGED →
+→ `inventory_job` on every channel of the order's seller (an order reserves the seller's stock everywhere),
+FBA_INVENTORY_AVAILABILITY_CHANGES → `inventory_job` (reservations, FBA pull, reconcile, push), ANY_OFFER_CHANGED →
 `prices_job` (competitor offers, reprice, push); one run per channel and job per tick, tagged `seller=<id>`, only for
 channels an `enable_channel` run has enabled. Notifications for a channel not enabled yet are stored all the same and
 counted in the cursor's `held` (channel → job → notifications; also in the skip reason and the log); the first tick
@@ -278,8 +279,14 @@ def stored_since(
     wanted: dict[tuple[str, str], int] = {}
     for channel, kind, count, _ in rows:
         job = _JOB_FOR_TYPE.get(kind)
-        if job and channel in channels:
-            wanted[(channel, job)] = wanted.get((channel, job), 0) + count
+        if not job or channel not in channels:
+            continue
+        targets = [channel]
+        if kind == "ORDER_CHANGE":  # an order reserves the seller's stock on every channel (sync.orders)
+            seller = channels[channel].seller_id
+            targets = [name for name, c in channels.items() if c.seller_id == seller]
+        for target in targets:
+            wanted[(target, job)] = wanted.get((target, job), 0) + count
     return wanted, max(r[3] for r in rows).isoformat()
 
 

@@ -13,14 +13,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.notifications import SqsSettings, wire_notifications
 from assets.orders import reservations
 from pipelines.partitions import CHANNELS
-from pipelines.sensors import sqs_notifications_sensor
 from reliability.invariants import sent_to_amazon
 from reliability.wiretap import Wiretap
 from resources.warehouse import Warehouse
-from tests.notifications.helpers import SELLER
+from tests.notifications.helpers import SELLER, enable, run_sensor
 from tests.sync.helpers import ALL_ASSETS, MARKETPLACE, control, listing, query, spapi_for, start_emulator
 
 SKU = "FBM-X"
@@ -55,7 +53,7 @@ def seller_files(tmp_path: Path) -> Path:
 
 
 def run(data: Path, channel: str, spapi) -> dg.ExecuteInProcessResult:
-    config = {"poll_initial_seconds": 0.05, "feed_window_seconds": 1.0}
+    config = {"poll_initial_seconds": 0.05}
     return dg.materialize(
         [reservations, *ALL_ASSETS],
         partition_key=channel,
@@ -72,7 +70,7 @@ def quantities_sent(tap: Wiretap, channel: str, since: int) -> list[int]:
     "uk_published_before", [True, False], ids=["uk-published-before-the-order", "uk-first-published-after"]
 )
 def test_an_order_on_one_channel_reserves_the_sellers_stock_on_every_channel(
-    tmp_path, emulator_factory, sqs_env, uk_published_before
+    tmp_path, emulator_factory, sqs_env, instance, uk_published_before
 ):
     assert CHANNELS["us"].seller_id == CHANNELS["uk"].seller_id == SELLER  # one seller, two channels
     data = seller_files(tmp_path)
@@ -84,12 +82,15 @@ def test_an_order_on_one_channel_reserves_the_sellers_stock_on_every_channel(
     assert listing(server, SKU, "us")["quantity"] == 10 and listing(server, SKU, "uk")["quantity"] == 10
 
     # A buyer orders 4 on us: Amazon sends ORDER_CHANGE to the seller's queue; the sensor stores it.
-    wire_notifications(CHANNELS["us"], spapi.client_for(SELLER), SqsSettings.from_env())
+    for channel in ("us", "uk"):
+        enable(channel, spapi, instance)
     order = {"marketplaceId": MARKETPLACE["us"], "items": [{"sku": SKU, "quantity": 4}]}
     control(server, "POST", "/orders", json=order)
     server.state.delivery.flush(5)
-    tick = sqs_notifications_sensor(dg.build_sensor_context(resources={"warehouse": Warehouse(data_dir=str(data))}))
-    assert [(r.job_name, r.partition_key) for r in tick.run_requests] == [("inventory_job", "us")]
+    tick = run_sensor(data, instance)
+    # The order reserves the seller's stock everywhere: a run for every enabled channel of the seller (de: held).
+    requested = sorted((r.job_name, r.partition_key) for r in tick.run_requests)
+    assert requested == [("inventory_job", "uk"), ("inventory_job", "us")], requested
     ingested = len(tap.exchanges)
 
     for channel in ("us", "uk"):

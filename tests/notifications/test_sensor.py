@@ -48,8 +48,14 @@ def test_a_channel_not_enabled_is_held_until_enable_channel_then_run_once_per_jo
         offer_change("B000000001", "2026-11-29T10:00:00Z", market=UK),
     )
     first = run_sensor(data_dir, instance)
-    assert [(r.job_name, r.partition_key) for r in first.run_requests] == [("inventory_job", "us")]
-    assert SensorCursor.parse(first.cursor).held == {"uk": {"inventory_job": 1, "prices_job": 1}}
+    # An ORDER_CHANGE concerns every channel of the seller (its stock): us runs, uk and de (not enabled) hold it.
+    assert [(r.job_name, r.partition_key, r.tags["notifications"]) for r in first.run_requests] == [
+        ("inventory_job", "us", "2")
+    ]
+    assert SensorCursor.parse(first.cursor).held == {
+        "de": {"inventory_job": 2},
+        "uk": {"inventory_job": 2, "prices_job": 1},
+    }
     # stored all the same, and gone from the queue
     assert store_rows(data_dir, "SELECT channel, count(*) FROM notifications GROUP BY ALL ORDER BY ALL") == [
         ("uk", 2),
@@ -63,29 +69,36 @@ def test_a_channel_not_enabled_is_held_until_enable_channel_then_run_once_per_jo
     # Still not enabled: nothing runs, the hold is reported and keeps counting.
     second = run_sensor(data_dir, instance, first.cursor)
     assert second.run_requests == [] and second.cursor == first.cursor
-    assert "held until enable_channel runs for the channel: uk (inventory_job 1, prices_job 1)" in (
-        second.skip_reason.skip_message
+    assert (
+        "held until enable_channel runs for the channel: de (inventory_job 2); uk (inventory_job 2, prices_job 1)"
+        in (second.skip_reason.skip_message)
     )
     send(order_change("222-0000002-0000001", "Unshipped", "2026-11-29T10:05:00Z", [("FBM-1", 2)], market=UK))
     third = run_sensor(data_dir, instance, second.cursor)
-    assert third.run_requests == []
-    assert SensorCursor.parse(third.cursor).held == {"uk": {"inventory_job": 2, "prices_job": 1}}
+    assert [(r.job_name, r.partition_key) for r in third.run_requests] == [("inventory_job", "us")]
+    assert SensorCursor.parse(third.cursor).held == {
+        "de": {"inventory_job": 3},
+        "uk": {"inventory_job": 3, "prices_job": 1},
+    }
 
     # The seller enables uk: the next tick runs it, once per job, with everything held; then the hold is gone.
     enable("uk", spapi, instance)
     fourth = run_sensor(data_dir, instance, third.cursor)
     assert [(r.job_name, r.partition_key, r.tags["notifications"]) for r in fourth.run_requests] == [
-        ("inventory_job", "uk", "2"),
+        ("inventory_job", "uk", "3"),
         ("prices_job", "uk", "1"),
     ]
-    assert SensorCursor.parse(fourth.cursor).held == {}
+    assert SensorCursor.parse(fourth.cursor).held == {"de": {"inventory_job": 3}}
     fifth = run_sensor(data_dir, instance, fourth.cursor)
     assert fifth.run_requests == [] and fifth.cursor == fourth.cursor
     # a new notification for uk now runs at once
     send(order_change("222-0000003-0000001", "Shipped", "2026-11-29T10:10:00Z", [("FBM-1", 2)], market=UK))
     sixth = run_sensor(data_dir, instance, fifth.cursor)
-    assert [(r.job_name, r.partition_key) for r in sixth.run_requests] == [("inventory_job", "uk")]
-    keys = [r.run_key for r in (*first.run_requests, *fourth.run_requests, *sixth.run_requests)]
+    assert [(r.job_name, r.partition_key) for r in sixth.run_requests] == [
+        ("inventory_job", "uk"),
+        ("inventory_job", "us"),
+    ]
+    keys = [r.run_key for r in (*first.run_requests, *third.run_requests, *fourth.run_requests, *sixth.run_requests)]
     assert len(set(keys)) == len(keys)
 
 
