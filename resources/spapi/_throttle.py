@@ -22,7 +22,8 @@ only when it fits now, counts as sent "now" while the createFeed call is in flig
 (never earlier than Amazon saw it).
 
 `seller` is the owner of a budget as the client names it: the seller id and the region (`A3SELLER@eu`), because
-Amazon's usage plans are per selling-partner account and region.
+Amazon's usage plans are per selling-partner account and region. The global caps are the seller's across regions
+(the module counts requests per seller), so their windows are keyed by the seller id alone (`window_owner`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ CREATE INDEX IF NOT EXISTS feed_submissions_by_owner ON feed_submissions (seller
 # A createFeed call is bounded by the retry policy (minutes at most); a submission whose process died mid-call is
 # counted as sent at `taken` + this, the latest moment the call could have reached Amazon.
 _IN_FLIGHT_LIMIT = 900.0
+
+
+def window_owner(seller: str) -> str:
+    """Whose global caps a budget owner's requests count against: the seller id without the region."""
+    return seller.split("@", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -195,8 +201,9 @@ class Throttle:
             tokens = min(eff_burst, tokens + max(0.0, now - updated) * eff_rate)
             send_at = now if tokens >= 1 else now + (1 - tokens) / eff_rate
             limited_by = "bucket"
+            owner = window_owner(seller)
             for window in self.windows:
-                ready = self._window_ready(conn, seller, window, send_at, now)
+                ready = self._window_ready(conn, owner, window, send_at, now)
                 if ready > send_at:
                     send_at, limited_by = ready, window.kind
             reserved = limited_by == "bucket"
@@ -214,7 +221,7 @@ class Throttle:
                     conn.execute(
                         "INSERT INTO windows(seller, kind, slot, count) VALUES (?,?,?,1) "
                         "ON CONFLICT(seller, kind, slot) DO UPDATE SET count = count + 1",
-                        (seller, window.kind, slot),
+                        (owner, window.kind, slot),
                     )
             conn.execute(
                 "INSERT OR REPLACE INTO buckets(seller, operation, tokens, updated, rate, default_rate, burst) "

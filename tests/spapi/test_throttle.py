@@ -100,6 +100,16 @@ def test_minute_cap_spans_operations(tmp_path: Path) -> None:
     assert waited == pytest.approx(61.0)
 
 
+def test_minute_cap_is_the_sellers_across_regions(tmp_path: Path) -> None:
+    clock = FakeClock(start=600.0)
+    throttle = make(tmp_path, clock, requests_per_minute=3)
+    # buckets are per seller × region, the module's cap is per seller: na and eu of one seller share it
+    assert [throttle.reserve(f"S@{region}", "op", 100, 100).reserved for region in ("na", "eu", "fe")] == [True] * 3
+    blocked = throttle.reserve("S@eu", "other", 100, 100)
+    assert not blocked.reserved and blocked.limited_by == "minute"
+    assert throttle.reserve("T@eu", "op", 100, 100).reserved
+
+
 def test_day_cap_and_zero_disables(tmp_path: Path) -> None:
     clock = FakeClock(start=86_400.0 * 10)
     throttle = make(tmp_path, clock, requests_per_day=2)
