@@ -93,6 +93,15 @@ def test_partitioned_materialization_writes_golden_feeds_and_history(small_selle
     assert prices["outcome_at_ceiling"].value == 1 and prices["dagster/row_count"].value == 5
     # The unmapped SKUs are in no feed.
     assert b"NO-ASIN" not in (feeds / "POST_FLAT_FILE_INVLOADER_DATA.txt").read_bytes()
+    listings = result.asset_materializations_for_node("listings_feed")[0].metadata
+    document = feeds / "JSON_LISTINGS_FEED" / "JSON_LISTINGS_FEED-0001.json"
+    assert listings["dagster/row_count"].value == 5 and listings["documents"].value == 1
+    assert listings["messages_per_document"].value == {"JSON_LISTINGS_FEED-0001.json": 5}
+    assert f"- `{document}`: 5 messages" in listings["document_paths"].value
+    # The document's first messages as written (prices stay decimals), one per line.
+    first = document.read_text().split('"messages":[')[1].split(',{"messageId":2')[0]
+    assert "`JSON_LISTINGS_FEED-0001.json` (5 messages)" in listings["preview"].value
+    assert f"\n{first},\n" in listings["preview"].value and '"value_with_tax":30.00' in first
 
 
 def test_bad_input_fails_the_blocking_check_and_writes_no_feed(small_seller):
