@@ -10,7 +10,7 @@ import duckdb
 from assets.metadata import file_metadata
 from feeds.files import replace_dir_atomic
 from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY, write_flat_file
-from feeds.listings_json import FEED_TYPE, document_name, listings_feed_documents
+from feeds.listings_json import FEED_TYPE, document_head, document_name, listings_feed_documents
 from feeds.updates import offer_updates
 from pipelines.partitions import channel_for, channel_partitions
 from resources.warehouse import Warehouse
@@ -87,10 +87,11 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     handling time); at most 25,000 messages per document, numbered JSON_LISTINGS_FEED-0001.json upward. Source:
     buybox_prices and reconciled_inventory."""
     channel = channel_for(context.partition_key)
-    messages = 0
+    counts: dict[str, int] = {}
+    head: str | None = None
 
     def files():
-        nonlocal messages
+        nonlocal head
         documents = listings_feed_documents(
             con,
             "updates",
@@ -100,18 +101,30 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
             decimals=channel.decimals,
         )
         for number, (data, count) in enumerate(documents, start=1):
-            messages += count
-            yield document_name(number), data
+            name = document_name(number)
+            counts[name] = count
+            if head is None:
+                head = document_head(data)
+            yield name, data
 
     with warehouse.connect(channel.name) as con:
         publishable_updates(con, channel.name)
         paths = replace_dir_atomic(warehouse.feeds_dir(channel.name) / FEED_TYPE, files())
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": messages,
+            "dagster/row_count": sum(counts.values()),
             "feed_type": FEED_TYPE,
             "documents": len(paths),
             **file_metadata(paths),
+            "document_paths": dg.MetadataValue.md(
+                "\n".join(f"- `{path}`: {counts.get(path.name, 0):,} messages" for path in paths) or "_no document_"
+            ),
+            "messages_per_document": dg.MetadataValue.json(counts),
+            "preview": dg.MetadataValue.md(
+                f"The start of `{paths[0].name}` ({counts[paths[0].name]:,} messages):\n\n```json\n{head}\n```"
+                if head and paths
+                else "_no messages_"
+            ),
         }
     )
 

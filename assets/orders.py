@@ -41,7 +41,12 @@ def master_as_of(data_dir: str | Path) -> datetime | None:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC) if path else None
 
 
-@dg.asset(partitions_def=channel_partitions, group_name="inventory", kinds={"duckdb"})
+@dg.asset(
+    partitions_def=channel_partitions,
+    group_name="inventory",
+    kinds={"duckdb"},
+    deps=["notification_store", "master_inventory"],  # ORDER_CHANGE rows; the master file's write time
+)
 def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """FBM stock reserved by the open Amazon orders of the channel's SELLER, one row per SKU (reserved_quantity,
     open_orders, oldest_order_at): the seller ships every FBM order from the one stock of the master file, so an open

@@ -99,6 +99,7 @@ def _settle(client: SpApiClient, order_id: str) -> tuple[list[dict[str, Any]], b
     partitions_def=channel_partitions,
     group_name="orders",
     kinds={"duckdb"},
+    deps=["shipments"],
     pool="spapi",
     check_specs=[
         dg.AssetCheckSpec(

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["FEED_TYPE", "MAX_MESSAGES", "document_name", "listings_feed_documents"]
+__all__ = ["FEED_TYPE", "MAX_MESSAGES", "document_head", "document_name", "listings_feed_documents"]
 
 FEED_TYPE = "JSON_LISTINGS_FEED"
 MAX_MESSAGES = 25_000
@@ -84,3 +84,26 @@ def _document(prefix: bytes, messages: list[pa.Array]) -> bytes:
     joined = pa.concat_arrays(messages)
     body = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(joined)], pa.int32()), joined), ",")
     return prefix + body[0].as_buffer().to_pybytes() + b"]}"
+
+
+def document_head(document: bytes, messages: int = 3) -> str:
+    """The start of a rendered document as written, with each of its first `messages` messages on a line of its own,
+    then `]}` or `…` for the rest; found without parsing the whole document (up to 25,000 messages) and without
+    turning its decimal prices into floats."""
+    decoder = json.JSONDecoder()
+    text = document[: 4096 * (messages + 1)].decode("utf-8", errors="ignore")
+    at = text.index('"messages":[') + len('"messages":[')
+    lines = [text[:at]]
+    while len(lines) <= messages:
+        try:
+            _, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:  # cut by the slice
+            break
+        lines.append(text[at:end])
+        at = end
+        if text[at : at + 1] != ",":
+            break
+        lines[-1] += ","
+        at += 1
+    rest = document[len(text[:at].encode()) :]
+    return "\n".join([*lines, "]}" if rest == b"]}" else "…"])

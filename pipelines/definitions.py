@@ -8,6 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.archive import feed_archive
+from assets.external import external_assets
 from assets.feed_files import feed_assets
 from assets.history import sync_history
 from assets.inputs import input_assets
@@ -25,7 +26,7 @@ from pipelines.schedules import SCHEDULES
 from pipelines.sensors import SENSORS
 
 ALL_ASSETS = [*input_assets, reconciled_inventory, buybox_prices, *feed_assets, sync_history, listings_submission]
-ALL_ASSETS += [reservations, shipment_confirmations, feed_archive]
+ALL_ASSETS += [reservations, shipment_confirmations, feed_archive, *external_assets]
 
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, notification_subscriptions],

@@ -10,7 +10,8 @@
 5. a burst of orders on Amazon arrives as ORDER_CHANGE notifications, is ingested by the SQS sensor, reserves FBM stock
    and triggers the inventory runs it requests;
 6. the seller records a shipment, which is confirmed with confirmShipment;
-and a summary per channel is printed. Everything stays under `.demo/` (including a persistent DAGSTER_HOME, so
+and a summary per channel is printed: priced SKUs and prices up/down, the push, reservations, shipments, and the
+feed documents with their paths. Everything stays under `.demo/` (including a persistent DAGSTER_HOME, so
 `make ui` shows the runs, and the emulator's state in `.demo/data/emulator`, which `make ui`'s runs reuse).
 """
 
@@ -109,6 +110,8 @@ def _loop(data: Path, emulator: Any) -> list[str]:
 
     warehouse = Warehouse(data_dir=str(data))
     stats: dict[str, Counter] = {name: Counter() for name in CHANNELS}
+    # Per channel and feed asset, the documents its last materialization wrote: (path, rows or messages).
+    documents: dict[str, dict[str, list[tuple[str, int]]]] = {name: {} for name in CHANNELS}
     failed: list[str] = []
 
     with dg.DagsterInstance.get() as instance:
@@ -123,10 +126,16 @@ def _loop(data: Path, emulator: Any) -> list[str]:
                 print(f"  {channel}: {step} FAILED (see the run in the UI)")
                 return
             for event in result.get_asset_materialization_events():
-                if event.asset_key.to_user_string() == "listings_submission":
-                    meta = event.materialization.metadata
+                key, meta = event.asset_key.to_user_string(), event.materialization.metadata
+                if key == "listings_submission":
                     stats[channel]["read_back"] += meta["read_back"].value
                     stats[channel][f"path_{meta['path'].value}"] += 1
+                elif key == "listings_feed":
+                    folder = warehouse.feeds_dir(channel) / meta["feed_type"].value
+                    counts = meta["messages_per_document"].value.items()
+                    documents[channel][key] = [(str(folder / name), count) for name, count in counts]
+                elif key in ("price_quantity_feed", "inventory_loader_feed"):
+                    documents[channel][key] = [(meta["path"].value, meta["dagster/row_count"].value)]
             print(f"  {channel}: {step} ({time.monotonic() - started:.1f}s)")
 
         print("\n2. full sync per channel (pull, price, push by feed)")
@@ -165,7 +174,7 @@ def _loop(data: Path, emulator: Any) -> list[str]:
         _record_shipments(data, orders)
         for name in CHANNELS:
             run("channel_pipeline_job", name, "sync with shipments")
-    _print_summary(warehouse, stats)
+    _print_summary(warehouse, stats, documents)
     return failed
 
 
@@ -211,18 +220,25 @@ def _record_shipments(data: Path, orders: dict[str, list[str]]) -> None:
     (data / "shipments.csv").write_text("\n".join(lines) + "\n")
 
 
-def _print_summary(warehouse: Any, stats: dict[str, Counter]) -> None:
+def _print_summary(
+    warehouse: Any, stats: dict[str, Counter], documents: dict[str, dict[str, list[tuple[str, int]]]]
+) -> None:
     print()
     header = (
-        f"{'channel':<8}{'SKUs':>6}{'mapped':>7}{'sent':>7}{'accepted':>9}{'not_applied':>12}{'read-back':>10}"
-        f"{'reserved':>9}{'shipped':>8}  errors by code / paths"
+        f"{'channel':<8}{'SKUs':>6}{'mapped':>7}{'priced':>7}{'up':>6}{'down':>6}{'sent':>7}{'accepted':>9}"
+        f"{'not_applied':>12}{'read-back':>10}{'reserved':>9}{'shipped':>8}  errors by code / paths"
     )
     print(header)
+    print(f"{'':<21}(up/down: the Buy Box price against the master's base price, which buybox_prices records)")
     print(f"{'':<21}(sent, accepted and errors count every submission of the demo's runs)")
     for name, counter in stats.items():
         with warehouse.connect(name) as con:
             skus, mapped = con.execute(
                 "SELECT (SELECT count(*) FROM master_inventory), (SELECT count(*) FROM reconciled_inventory)"
+            ).fetchall()[0]
+            priced, up, down = con.execute(
+                "SELECT count(*), count(*) FILTER (price_minor > base_minor), "
+                "count(*) FILTER (price_minor < base_minor) FROM buybox_prices"
             ).fetchall()[0]
             by_status = dict(
                 con.execute(
@@ -241,10 +257,19 @@ def _print_summary(warehouse: Any, stats: dict[str, Counter]) -> None:
         paths = ", ".join(f"{key[5:]}×{value}" for key, value in sorted(counter.items()) if key.startswith("path_"))
         codes = ", ".join(f"{code} {count}" for code, count in errors) or "none"
         print(
-            f"{name:<8}{skus:>6}{mapped:>7}{sent:>7}{by_status.get('accepted', 0):>9}"
+            f"{name:<8}{skus:>6}{mapped:>7}{priced:>7}{up:>6}{down:>6}{sent:>7}{by_status.get('accepted', 0):>9}"
             f"{by_status.get('not_applied', 0):>12}{counter['read_back']:>10}{reserved:>9}{shipped:>8}  "
             f"{codes}; runs by path: {paths}"
         )
+    print("\nfeed documents written by each channel's last run:")
+    for name, feeds in documents.items():
+        folder = warehouse.feeds_dir(name)
+        reports = len(list((folder / "reports").glob("*.json")))
+        print(f"  {name}: {os.path.relpath(folder, Path.cwd())}/  (and {reports} processing report(s) in reports/)")
+        for path, count in sorted(item for written in feeds.values() for item in written):
+            unit = "messages" if path.endswith(".json") else "rows"
+            size = Path(path).stat().st_size / 1024
+            print(f"    {os.path.relpath(path, folder):<54}{count:>7,} {unit:<9}{size:>7,.0f} KiB")
 
 
 if __name__ == "__main__":

@@ -24,14 +24,21 @@ OFFLINE = {
 }
 
 
-def materialize(data_dir: Path, channel: str, **kwargs) -> dg.ExecuteInProcessResult:
-    spapi = SpApiResource(
+def offline_spapi(data_dir: Path) -> SpApiResource:
+    return SpApiResource(
         client_id="offline", client_secret="offline", refresh_token="offline", state_dir=str(data_dir / "spapi")
     )
+
+
+def materialize(data_dir: Path, channel: str, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         ALL_ASSETS,
         partition_key=channel,
-        resources={"warehouse": Warehouse(data_dir=str(data_dir)), "spapi": spapi, "s3": S3Resource()},
+        resources={
+            "warehouse": Warehouse(data_dir=str(data_dir)),
+            "spapi": offline_spapi(data_dir),
+            "s3": S3Resource(),
+        },
         run_config={"ops": {"buybox_prices": {"config": {"as_of": AS_OF}}, **OFFLINE}},
         **kwargs,
     )
@@ -65,11 +72,47 @@ def test_definitions_load_with_every_asset_partitioned():
         "shipment_confirmations",
         "feed_archive",
         "notification_subscriptions",
+        "notification_store",
+        "shipments",
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.partitions_def is not None and node.partitions_def.get_partition_keys() == ["us", "uk", "de"]
         assert node.description, key
+
+
+def test_lineage_follows_what_each_asset_reads_and_writes():
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
+
+    # Every step that writes sync_history runs before it, so its materialization sums up the run.
+    assert parents("sync_history") == {
+        "master_inventory",
+        "channel_mappings",
+        "reconciled_inventory",
+        "listings_submission",
+        "shipment_confirmations",
+    }
+    # ORDER_CHANGE notifications: subscriptions -> the sensor's store -> reservations -> reconcile.
+    assert parents("notification_store") == {"notification_subscriptions"}
+    assert parents("reservations") == {"notification_store", "master_inventory"}
+    assert "reservations" in parents("reconciled_inventory")
+    assert parents("shipment_confirmations") == {"shipments"}
+    assert parents("shipments") == set()
+    # The seller's file and the sensor's store are external: shown, never materialized by a run.
+    assert not graph.get(dg.AssetKey("notification_store")).is_executable
+    assert not graph.get(dg.AssetKey("shipments")).is_executable
+
+    def job_assets(job: str) -> set[str]:
+        return {key.to_user_string() for key in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
+
+    assert {"reservations", "shipment_confirmations", "sync_history"} <= job_assets("inventory_job")
+    assert {"listings_submission", "sync_history"} <= job_assets("prices_job")
+    assert "reservations" not in job_assets("prices_job")
+    pipeline = job_assets("channel_pipeline_job")
+    assert "notification_subscriptions" not in pipeline and "sync_history" in pipeline
 
 
 def test_partitioned_materialization_writes_golden_feeds_and_history(small_seller):
@@ -93,6 +136,45 @@ def test_partitioned_materialization_writes_golden_feeds_and_history(small_selle
     assert prices["outcome_at_ceiling"].value == 1 and prices["dagster/row_count"].value == 5
     # The unmapped SKUs are in no feed.
     assert b"NO-ASIN" not in (feeds / "POST_FLAT_FILE_INVLOADER_DATA.txt").read_bytes()
+    listings = result.asset_materializations_for_node("listings_feed")[0].metadata
+    document = feeds / "JSON_LISTINGS_FEED" / "JSON_LISTINGS_FEED-0001.json"
+    assert listings["dagster/row_count"].value == 5 and listings["documents"].value == 1
+    assert listings["messages_per_document"].value == {"JSON_LISTINGS_FEED-0001.json": 5}
+    assert f"- `{document}`: 5 messages" in listings["document_paths"].value
+    # The document's first messages as written (prices stay decimals), one per line.
+    first = document.read_text().split('"messages":[')[1].split(',{"messageId":2')[0]
+    assert "`JSON_LISTINGS_FEED-0001.json` (5 messages)" in listings["preview"].value
+    assert f"\n{first},\n" in listings["preview"].value and '"value_with_tax":30.00' in first
+    history_meta = result.asset_materializations_for_node("sync_history")[0].metadata
+    assert history_meta["dagster/row_count"].value == 3 and history_meta["rows_all_runs"].value == 3
+    assert (history_meta["status_mapping_missing"].value, history_meta["status_master_updated"].value) == (2, 1)
+    assert "| publish | mapping_missing | 2 |" in history_meta["outcomes"].value
+    assert "NO-ASIN" in history_meta["preview"].value and "FBA-1" in history_meta["preview"].value
+
+
+def test_a_prices_run_records_no_reconcile_it_did_not_do(small_seller):
+    assert materialize(small_seller, "us").success
+    prices = dg.materialize(
+        ALL_ASSETS,
+        selection=sorted(defs.resolve_job_def("prices_job").asset_layer.selected_asset_keys),
+        partition_key="us",
+        resources={
+            "warehouse": Warehouse(data_dir=str(small_seller)),
+            "spapi": offline_spapi(small_seller),
+            "s3": S3Resource(),
+        },
+        run_config={
+            "ops": {
+                "buybox_prices": {"config": {"as_of": AS_OF}},
+                **{name: OFFLINE[name] for name in ("competitor_prices", "listings_submission")},
+            }
+        },
+    )
+    assert prices.success
+    rows = query(small_seller, "us", "SELECT sku, operation, status, run_id FROM sync_history ORDER BY sku")
+    rows = [row[:3] for row in rows if row[3] == prices.run_id]
+    # FBA-1's master figure was replaced by the first run's reconcile, not by this one.
+    assert rows == [("NO-ASIN", "publish", "mapping_missing"), ("UNMAPPED", "publish", "mapping_missing")]
 
 
 def test_a_mapping_missing_from_the_master_is_a_warning_and_blocks_no_other_sku(small_seller):

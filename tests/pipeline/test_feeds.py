@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from feeds.flat_files import PRICE_QUANTITY, write_flat_file
-from feeds.listings_json import listings_feed_documents
+from feeds.listings_json import document_head, listings_feed_documents
 from pricing.money import install_money_macros
 from tests.models import load_schema
 from tests.pipeline.engine import channel_engine, documents
@@ -74,6 +74,20 @@ def test_listings_feed_splits_at_25000_messages():
         jsonschema.validate(doc, schema)
     assert first["messages"][0]["messageId"] == 1
     assert second["messages"][0] == {**second["messages"][0], "messageId": 25_001, "sku": "SKU-025001"}
+
+
+@pytest.mark.parametrize(("skus", "shown"), [(25_000, 3), (2, 2)])
+def test_document_head_is_the_header_and_first_messages(skus, shown):
+    ((data, _),) = listings_feed_documents(
+        updates(skus), "updates", seller_id="A3DEMOSELLER01", marketplace_id="ATVPDKIKX0DER", currency="USD", decimals=2
+    )
+    head = document_head(data).split("\n")
+    assert len(head) == 1 + shown + 1
+    if shown == skus:
+        assert "".join(head) == data.decode()
+    else:
+        assert data.decode().startswith("".join(head[:-1])) and head[-1] == "…"
+    assert [json.loads(line.rstrip(","))["sku"] for line in head[1:-1]] == [f"SKU-{i:06d}" for i in range(1, shown + 1)]
 
 
 def test_jpy_prices_are_whole_numbers_in_every_document(tmp_path):
