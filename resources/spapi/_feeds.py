@@ -182,6 +182,9 @@ class FeedsMixin:
         the charset of `content_type`, default ``text/tab-separated-values; charset=UTF-8``) or bytes (then
         `content_type` is required and must describe them). Note Amazon's limit of 5 JSON_LISTINGS_FEED
         submissions per 5 minutes per region, separate from createFeed's own usage plan.
+
+        createFeed is sent once: a `ServerError` or `SpApiTimeout` from it leaves open whether Amazon created the
+        feed; do not call again with the same content, look for the feed with `iter_feeds` (as `sync.push` does).
         """
         payload, declared = _encode_content(content, content_type)
         document = self.create_feed_document(declared)
