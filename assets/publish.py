@@ -1,6 +1,7 @@
 """The push: what was submitted to Amazon for a channel this run, with Amazon's answer per SKU."""
 
 import dagster as dg
+import duckdb
 
 from assets.feed_files import publishable_updates
 from pipelines.partitions import channel_for, channel_partitions
@@ -63,11 +64,20 @@ def listings_submission(
         ),
     )
     client = spapi.client_for(channel.seller_id, region=channel.region)
-    with warehouse.connect(channel.name) as con:
+
+    def updates(con: duckdb.DuckDBPyConnection) -> str:
         publishable_updates(con, channel.name)
-        summary = Push(
-            con, client, channel, run_id=context.run_id, settings=settings, workdir=warehouse.feeds_dir(channel.name)
-        ).run("updates")
+        return "updates"
+
+    # The push opens the channel's file only to read and write, never while it waits on Amazon.
+    summary = Push(
+        lambda: warehouse.connect(channel.name),
+        client,
+        channel,
+        run_id=context.run_id,
+        settings=settings,
+        workdir=warehouse.feeds_dir(channel.name),
+    ).run(updates)
     if summary.statuses.get("deferred"):
         context.log.warning(f"{summary.statuses['deferred']} SKU(s) deferred to the next run (quota or access)")
     return dg.MaterializeResult(

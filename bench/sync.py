@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import csv
 import json
 import math
@@ -232,9 +233,15 @@ def confirm_feeds(tmp: Path, count: int, scale: float, messages: int) -> dict[st
             readback_sample=0,
             polling=FeedPolling(initial=0.05, maximum=0.2),
         )
-        summary = Push(con, client, channel, run_id="bench-feeds", settings=settings, workdir=tmp / "feeds").run(
-            "updates"
-        )
+        # One in-memory database: the push's every "connection" is this one, left open.
+        summary = Push(
+            lambda: contextlib.nullcontext(con),
+            client,
+            channel,
+            run_id="bench-feeds",
+            settings=settings,
+            workdir=tmp / "feeds",
+        ).run(lambda _: "updates")
         first, last = con.execute("SELECT min(submitted_at), max(submitted_at) FROM submissions").fetchall()[0]
         con.close()
         throttled = client.counters.by_operation["createFeed"].throttled

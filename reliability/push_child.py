@@ -85,17 +85,20 @@ def main(argv: list[str]) -> int:
     hook = (lambda feed_id: _die()) if kill_at == "after_feed_recorded" else None
     warehouse = Warehouse(data_dir=data)
     client = spapi.client_for(channel.seller_id, region=channel.region)
-    with warehouse.connect(channel.name) as con:
+
+    def updates(con):
         publishable_updates(con, channel.name)
-        summary = Push(
-            con,
-            client,
-            channel,
-            run_id=run_id,
-            settings=settings,
-            after_feed_recorded=hook,
-            workdir=warehouse.feeds_dir(channel.name),
-        ).run("updates")
+        return "updates"
+
+    summary = Push(
+        lambda: warehouse.connect(channel.name),
+        client,
+        channel,
+        run_id=run_id,
+        settings=settings,
+        after_feed_recorded=hook,
+        workdir=warehouse.feeds_dir(channel.name),
+    ).run(updates)
     print(f"push_child: {summary}")
     return 0
 

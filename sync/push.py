@@ -6,18 +6,33 @@ offers that differ from `published_state`, send them by JSON_LISTINGS_FEED or pe
 (`choose_path`), read back a sample plus every warned SKU with getListingsItem (`not_applied` when Amazon shows other
 values), then write one `submit` row per mapped SKU to sync_history and the accepted values to published_state.
 
-Ledger: each feed document is recorded (content hash, SKUs with the values sent) before createFeed and its feedId
-right after, in committed transactions; an open submission is what the next run polls instead of submitting again.
+Ledger: each feed document is recorded (content hash, marketplaces, SKUs with the values sent) before createFeed and
+its feedId right after, in committed transactions; an open submission is what the next run polls instead of submitting
+again. createFeed is sent once (the client never retries it once it may have reached Amazon): when its answer is lost
+(a 5xx, a read timeout, a dropped connection) the submission stays `recorded` and its SKUs `pending` for this run. The
+same run does not look for the feed — getFeeds may not list a feed created a moment ago, so it could only adopt, never
+rule out —; the next run's resume does, with getFeeds (one code path with a run that died after createFeed): it adopts
+the earliest feed the ledger does not know whose type and marketplaces are the submission's and that was created since
+it was recorded, and otherwise abandons the submission, so its SKUs are detected again and resent.
+
+The channel's DuckDB file is open only around reads and writes (`Push._open`), never while the push waits on Amazon
+(feed processing, getFeeds, createFeed and the wait for its JSON_LISTINGS_FEED submission slot, patches, read-back):
+DuckDB lets one process at a time hold a file, readers included. What must outlive a connection is kept in
+Python or in the real tables `push_updates`, `push_changed` and `push_numbered` of the channel's file, dropped at the
+end. Two pushes of one channel never interleave: each holds an exclusive lock on `<channel>.push.lock`, next to the
+file, for its whole run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +53,7 @@ from sync.changes import FEED_THRESHOLD, OFFER_COLUMNS, changed_offers_sql, choo
 from sync.outcomes import Outcome, from_error, from_issues, from_report
 from sync.tables import ensure_tables
 
-__all__ = ["Push", "PushSettings", "PushSummary", "patches_for", "minor_to_decimal"]
+__all__ = ["Push", "PushBusy", "PushSettings", "PushSummary", "patches_for", "minor_to_decimal"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +78,10 @@ _PUBLISH = (
     "INSERT OR REPLACE INTO published_state SELECT sku, asin, price_minor, min_minor, max_minor, quantity, "
     "handling_time_days, via, $run_id, $now FROM push_sent"
 )
+# Real tables of the channel's file that carry one push across its connections (dropped at its end).
+_STAGING = ("push_updates", "push_changed", "push_numbered")
+# Amazon's createdTime against our clock: a feed created this long before the submission was recorded still fits.
+_CLOCK_SKEW = timedelta(seconds=60)
 
 
 HELD = "restricted_held"  # the outcome code of a gated SKU not resent this run
@@ -80,6 +99,7 @@ class PushSettings:
     # then it is tried again, so an approval granted in Seller Central is picked up without resending every run.
     restricted_retry_hours: float = 24.0
     polling: FeedPolling = field(default_factory=FeedPolling)
+    lock_wait_seconds: float = 120.0  # another push of the same channel running: wait this long, then fail
 
 
 @dataclass
@@ -123,6 +143,32 @@ def patches_for(row: dict[str, Any], channel: Channel) -> list[dict[str, Any]]:
     return patches
 
 
+class PushBusy(RuntimeError):
+    """Another push of the same channel held its lock for longer than `PushSettings.lock_wait_seconds`."""
+
+
+@contextmanager
+def _exclusive(path: Path | None, wait_seconds: float) -> Iterator[None]:
+    """An exclusive lock on `path` (an advisory flock, released by the OS if the process dies), or nothing for None."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PushBusy(f"another push holds {path}; not started after {wait_seconds:.0f} s") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
     result = con.execute(sql, params) if params is not None else con.execute(sql)
     names = [d[0] for d in result.description]
@@ -130,12 +176,13 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[
 
 
 class Push:
-    """One push of one channel. `after_feed_recorded(feed_id)` is called right after a feedId is committed to the
-    ledger (tests use it to simulate a run killed there)."""
+    """One push of one channel. `connect()` opens the channel's database (a context manager that closes it); the push
+    opens it for each read or write and never across a wait on Amazon. `after_feed_recorded(feed_id)` is called right
+    after a feedId is committed to the ledger (tests use it to simulate a run killed there)."""
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
         client: SpApiClient,
         channel: Channel,
         *,
@@ -143,15 +190,14 @@ class Push:
         settings: PushSettings | None = None,
         now: datetime | None = None,
         after_feed_recorded: Callable[[str], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
         workdir: Path | None = None,
     ) -> None:
-        self.con, self.client, self.channel = con, client, channel
+        self.connect, self.client, self.channel = connect, client, channel
+        self.con: Any = None  # the open connection inside `_open()`, None outside
         self.run_id = run_id
         self.settings = settings or PushSettings()
         self.now = now or datetime.now(UTC)
         self.after_feed_recorded = after_feed_recorded
-        self.sleep = sleep
         self.workdir = workdir
         self.outcomes: dict[str, Outcome] = {}
         self.summary = PushSummary()
@@ -166,38 +212,71 @@ class Push:
     def feed_type(self) -> str:
         return PRICE_QUANTITY if self.settings.legacy_flat_files else FEED_TYPE
 
+    @property
+    def _marketplaces(self) -> list[str]:
+        """The marketplaces a feed is created for (recorded with the submission: what adoption must match)."""
+        return [self.channel.marketplace_id]
+
     # -- the whole push ---------------------------------------------------------------------------------------------
-    def run(self, updates: str) -> PushSummary:
-        ensure_tables(self.con)
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The channel's database, open for this block only (an enclosing block's connection when nested). Never
+        call Amazon inside one: DuckDB lets one process at a time hold the file, readers included."""
+        if self.con is not None:
+            yield self.con
+            return
+        with self.connect() as con:
+            self.con = con
+            try:
+                yield con
+            finally:
+                self.con = None
+
+    def run(self, updates: Callable[[duckdb.DuckDBPyConnection], str]) -> PushSummary:
+        """Push the offers `updates(con)` exposes on a connection (it returns the relation's name, in the
+        `offer_updates` shape); they are copied into `push_updates` once, under the channel's push lock."""
+        with self._open() as con:
+            path = con.execute(
+                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+            ).fetchall()[0][0]
+        lock = Path(path).with_suffix(".push.lock") if path else None  # in-memory: nothing shared
+        with _exclusive(lock, self.settings.lock_wait_seconds):
+            with self._open() as con:
+                ensure_tables(con)
+                con.execute(f"CREATE OR REPLACE TABLE push_updates AS SELECT * FROM {updates(con)}")
+            self._push()
+        return self.summary
+
+    def _push(self) -> None:
         self._resume()
-        # What a resumed feed got accepted is Amazon's state now: the baseline for this run's change detection, so
-        # unchanged SKUs are not sent again and values computed since a crash go out in this same run.
-        self.con.register("push_sent", self._confirmed())
-        self.con.execute(_PUBLISH, {"run_id": self.run_id, "now": self.now})
-        self.con.unregister("push_sent")
-        self._hold_restricted()
-        finished = {submission_id for submission_id, _, _ in self.finished}  # marked done only when written
-        open_skus = [
-            row
-            for row in _rows(
-                self.con,
-                "SELECT DISTINCT i.sku, i.submission_id FROM submission_items i JOIN submissions s "
-                "USING (submission_id) WHERE s.status IN ('recorded', 'submitted')",
-            )
-            if row["submission_id"] not in finished
-        ]
-        # A resumed feed's rejected SKUs keep their outcome for this run; its open ones wait for their feed.
-        settled = [sku for sku, outcome in self.outcomes.items() if outcome.status not in ("accepted", "warning")]
-        exclude = pa.table({"sku": pa.array([*settled, *(r["sku"] for r in open_skus)], pa.string())})
-        self.con.register("push_exclude", exclude)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE push_changed AS {changed_offers_sql(updates, 'push_exclude')}")
-        # Never send a price outside the seller's floor and ceiling (pricing clamps; this is the last guard).
-        for row in _rows(
-            self.con, "SELECT sku FROM push_changed WHERE price_minor NOT BETWEEN min_minor AND max_minor"
-        ):
-            self.outcomes[row["sku"]] = Outcome(row["sku"], "error", "InvalidInput", "price outside [min, max]")
-        self.con.execute("DELETE FROM push_changed WHERE price_minor NOT BETWEEN min_minor AND max_minor")
-        count = self.con.execute("SELECT count(*) FROM push_changed").fetchall()[0][0]
+        with self._open() as con:
+            # What a resumed feed got accepted is Amazon's state now: the baseline for this run's change detection,
+            # so unchanged SKUs are not sent again and values computed since a crash go out in this same run.
+            con.register("push_sent", self._confirmed())
+            con.execute(_PUBLISH, {"run_id": self.run_id, "now": self.now})
+            con.unregister("push_sent")
+            self._hold_restricted()
+            finished = {submission_id for submission_id, _, _ in self.finished}  # marked done only when written
+            open_skus = [
+                row
+                for row in _rows(
+                    con,
+                    "SELECT DISTINCT i.sku, i.submission_id FROM submission_items i JOIN submissions s "
+                    "USING (submission_id) WHERE s.status IN ('recorded', 'submitted')",
+                )
+                if row["submission_id"] not in finished
+            ]
+            # A resumed feed's rejected SKUs keep their outcome for this run; its open ones wait for their feed.
+            settled = [sku for sku, outcome in self.outcomes.items() if outcome.status not in ("accepted", "warning")]
+            exclude = pa.table({"sku": pa.array([*settled, *(r["sku"] for r in open_skus)], pa.string())})
+            con.register("push_exclude", exclude)
+            con.execute(f"CREATE OR REPLACE TABLE push_changed AS {changed_offers_sql('push_updates', 'push_exclude')}")
+            con.unregister("push_exclude")
+            # Never send a price outside the seller's floor and ceiling (pricing clamps; this is the last guard).
+            for row in _rows(con, "SELECT sku FROM push_changed WHERE price_minor NOT BETWEEN min_minor AND max_minor"):
+                self.outcomes[row["sku"]] = Outcome(row["sku"], "error", "InvalidInput", "price outside [min, max]")
+            con.execute("DELETE FROM push_changed WHERE price_minor NOT BETWEEN min_minor AND max_minor")
+            count = con.execute("SELECT count(*) FROM push_changed").fetchall()[0][0]
         self.summary.changed = count
         self.summary.path = choose_path(self.channel.use_feed, count, self.settings.feed_threshold)
         if self.summary.path == "feed":
@@ -205,8 +284,10 @@ class Push:
         elif self.summary.path == "patch":
             self._patches()
         self._read_back()
-        self._write(updates)
-        return self.summary
+        with self._open() as con:
+            self._write("push_updates")
+            for table in _STAGING:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
 
     def _hold_restricted(self) -> None:
         """SKUs whose last real answer (not a hold) was category_restricted within `restricted_retry_hours` keep that
@@ -231,11 +312,14 @@ class Push:
 
     # -- resuming ---------------------------------------------------------------------------------------------------
     def _resume(self) -> None:
-        for sub in _rows(
-            self.con,
-            "SELECT * FROM submissions WHERE channel = ? AND status IN ('recorded', 'submitted') ORDER BY recorded_at",
-            [self.channel.name],
-        ):
+        with self._open() as con:
+            open_submissions = _rows(
+                con,
+                "SELECT * FROM submissions WHERE channel = ? AND status IN ('recorded', 'submitted') "
+                "ORDER BY recorded_at",
+                [self.channel.name],
+            )
+        for sub in open_submissions:
             feed_id = sub["feed_id"] or self._adopt(sub)
             if feed_id is None:
                 # Died before createFeed answered and Amazon shows no such feed: its SKUs are detected again.
@@ -269,53 +353,62 @@ class Push:
         return True
 
     def _adopt(self, sub: dict[str, Any]) -> str | None:
-        """A feed createFeed made for a submission whose feedId was never recorded: the newest feed of the type,
-        created since the submission was recorded, that the ledger does not know."""
-        known = {r["feed_id"] for r in _rows(self.con, "SELECT feed_id FROM submissions WHERE feed_id IS NOT NULL")}
-        since = sub["recorded_at"] - timedelta(seconds=60)
+        """A feed createFeed made for a submission whose feedId was never recorded (its answer lost, or the run died
+        before recording it): the earliest feed the ledger does not know whose type and marketplaces are the
+        submission's, created since the submission was recorded. Its creation time becomes `submitted_at`."""
+        with self._open() as con:
+            known = {r["feed_id"] for r in _rows(con, "SELECT feed_id FROM submissions WHERE feed_id IS NOT NULL")}
+        # Rows recorded before the ledger kept marketplaces were all sent to the channel's own marketplace.
+        marketplaces = sorted(sub["marketplace_ids"] or [self.channel.marketplace_id])
+        since = sub["recorded_at"] - _CLOCK_SKEW
         candidates = []
-        for feed in self.client.iter_feeds([sub["feed_type"]], marketplace_ids=[self.channel.marketplace_id]):
+        for feed in self.client.iter_feeds([sub["feed_type"]], marketplace_ids=marketplaces):
             created = feed.get("createdTime")
-            if feed.get("feedId") in known or not created:
+            if feed.get("feedId") in known or not created or sorted(feed.get("marketplaceIds") or []) != marketplaces:
                 continue
-            if datetime.fromisoformat(str(created).replace("Z", "+00:00")) >= since:
-                candidates.append((created, str(feed["feedId"])))
+            when = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+            if feed.get("feedType") == sub["feed_type"] and when >= since:
+                candidates.append((when, str(feed["feedId"])))
         if not candidates:
             return None
-        feed_id = max(candidates)[1]
-        self.con.execute(
-            "UPDATE submissions SET feed_id = ?, status = 'submitted' WHERE submission_id = ?",
-            [feed_id, sub["submission_id"]],
-        )
+        created, feed_id = min(candidates)
+        with self._open() as con:
+            con.execute(
+                "UPDATE submissions SET feed_id = ?, status = 'submitted', submitted_at = ? WHERE submission_id = ?",
+                [feed_id, created, sub["submission_id"]],
+            )
         return feed_id
 
     def _set_status(self, submission_id: str, status: str, processing: str | None = None) -> None:
         finished = status not in _OPEN
-        self.con.execute(
-            "UPDATE submissions SET status = ?, processing_status = coalesce(?, processing_status), "
-            "finished_at = CASE WHEN ? THEN ? END, finished_run_id = CASE WHEN ? THEN ? END WHERE submission_id = ?",
-            [status, processing, finished, self.now, finished, self.run_id, submission_id],
-        )
+        with self._open() as con:
+            con.execute(
+                "UPDATE submissions SET status = ?, processing_status = coalesce(?, processing_status), "
+                "finished_at = CASE WHEN ? THEN ? END, finished_run_id = CASE WHEN ? THEN ? END "
+                "WHERE submission_id = ?",
+                [status, processing, finished, self.now, finished, self.run_id, submission_id],
+            )
 
     # -- feeds ------------------------------------------------------------------------------------------------------
     def _feeds(self) -> None:
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE push_numbered AS SELECT *, row_number() OVER (ORDER BY sku) AS message_id "
-            "FROM push_changed"
-        )
         size = self.settings.max_messages
         submitted: list[tuple[str, str]] = []
         stop: SpApiError | None = None
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)
-        # The documents stream from a query on this connection, and DuckDB allows no other statement on it until
-        # that result is drained: spool them to disk first, then record and submit each one.
+        # The documents stream from a query on one connection, which must not stay open while they are submitted:
+        # spool them to disk first, then record and submit each one.
         with tempfile.TemporaryDirectory(dir=self.workdir) as spool:
             spooled = []
-            for number, (document, count) in enumerate(self._documents(size), start=1):
-                path = Path(spool) / f"{number:05d}"
-                path.write_bytes(document)
-                spooled.append((path, count))
+            with self._open() as con:
+                con.execute(
+                    "CREATE OR REPLACE TABLE push_numbered AS SELECT *, row_number() OVER (ORDER BY sku) AS message_id "
+                    "FROM push_changed"
+                )
+                for number, (document, count) in enumerate(self._documents(size), start=1):
+                    path = Path(spool) / f"{number:05d}"
+                    path.write_bytes(document)
+                    spooled.append((path, count))
             for number, (path, count) in enumerate(spooled, start=1):
                 document = path.read_bytes()
                 first = (number - 1) * size + 1
@@ -372,36 +465,45 @@ class Push:
     def _record(self, document: bytes, first: int, last: int) -> str | None:
         """Write the submission (hash, SKUs and values) before createFeed; None when identical content is open."""
         digest = hashlib.sha256(self.feed_type.encode() + b"\0" + document).hexdigest()
-        duplicate = self.con.execute(
-            "SELECT feed_id FROM submissions WHERE content_hash = ? AND status IN ('recorded', 'submitted')",
-            [digest],
-        ).fetchall()
-        if duplicate:
-            return None
-        submission_id = uuid.uuid4().hex
-        self.con.execute("BEGIN")
-        self.con.execute(
-            "INSERT INTO submissions (submission_id, channel, feed_type, content_hash, messages, status, run_id, "
-            "recorded_at) VALUES (?, ?, ?, ?, ?, 'recorded', ?, ?)",
-            [submission_id, self.channel.name, self.feed_type, digest, last - first + 1, self.run_id, self.now],
-        )
-        self.con.execute(
-            f"INSERT INTO submission_items SELECT ?, message_id - ? + 1, {OFFER_COLUMNS} FROM push_numbered "
-            "WHERE message_id BETWEEN ? AND ?",
-            [submission_id, first, first, last],
-        )
-        self.con.execute("COMMIT")
+        with self._open() as con:
+            duplicate = con.execute(
+                "SELECT feed_id FROM submissions WHERE content_hash = ? AND status IN ('recorded', 'submitted')",
+                [digest],
+            ).fetchall()
+            if duplicate:
+                return None
+            submission_id = uuid.uuid4().hex
+            con.execute("BEGIN")
+            con.execute(
+                "INSERT INTO submissions (submission_id, channel, feed_type, marketplace_ids, content_hash, messages, "
+                "status, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, 'recorded', ?, ?)",
+                [
+                    submission_id,
+                    self.channel.name,
+                    self.feed_type,
+                    self._marketplaces,
+                    digest,
+                    last - first + 1,
+                    self.run_id,
+                    self.now,
+                ],
+            )
+            con.execute(
+                f"INSERT INTO submission_items SELECT ?, message_id - ? + 1, {OFFER_COLUMNS} FROM push_numbered "
+                "WHERE message_id BETWEEN ? AND ?",
+                [submission_id, first, first, last],
+            )
+            con.execute("COMMIT")
         return submission_id
 
     def _submit(self, submission_id: str, document: bytes) -> str:
         content_type = TSV_CONTENT_TYPE if self.settings.legacy_flat_files else JSON_CONTENT_TYPE
-        feed_id = self.client.submit_feed(
-            self.feed_type, [self.channel.marketplace_id], document, content_type=content_type
-        )
-        self.con.execute(
-            "UPDATE submissions SET feed_id = ?, status = 'submitted', submitted_at = ? WHERE submission_id = ?",
-            [feed_id, datetime.now(UTC), submission_id],
-        )
+        feed_id = self.client.submit_feed(self.feed_type, self._marketplaces, document, content_type=content_type)
+        with self._open() as con:
+            con.execute(
+                "UPDATE submissions SET feed_id = ?, status = 'submitted', submitted_at = ? WHERE submission_id = ?",
+                [feed_id, datetime.now(UTC), submission_id],
+            )
         self.summary.feeds_submitted += 1
         self.summary.feed_ids.append(feed_id)
         if self.after_feed_recorded is not None:
@@ -410,10 +512,11 @@ class Push:
 
     def _unconfirmed(self, submission_id: str, exc: SpApiError) -> None:
         """createFeed (or the upload before it) failed. Throttled/Unauthorized: nothing was created, the SKUs are
-        `deferred`. Otherwise Amazon may have created the feed without us hearing the answer: the submission stays
-        `recorded` (the next run adopts the feed or, when Amazon shows none, abandons it and resends) and its SKUs are
-        `pending`."""
-        items = _rows(self.con, "SELECT sku FROM submission_items WHERE submission_id = ?", [submission_id])
+        `deferred`. Otherwise Amazon may have created the feed without us hearing the answer (the client does not
+        resend createFeed once it may have reached Amazon): the submission stays `recorded` (the next run adopts the
+        feed or, when Amazon shows none, abandons it and resends) and its SKUs are `pending`."""
+        with self._open() as con:
+            items = _rows(con, "SELECT sku FROM submission_items WHERE submission_id = ?", [submission_id])
         if isinstance(exc, Throttled | Unauthorized):
             self._set_status(submission_id, "abandoned")
             for row in items:
@@ -427,7 +530,9 @@ class Push:
 
     def _not_submitted(self, first: int, last: int, exc: SpApiError) -> None:
         """Documents after a failed submission are not sent this run: their SKUs are `deferred`."""
-        for row in _rows(self.con, "SELECT sku FROM push_numbered WHERE message_id BETWEEN ? AND ?", [first, last]):
+        with self._open() as con:
+            rows = _rows(con, "SELECT sku FROM push_numbered WHERE message_id BETWEEN ? AND ?", [first, last])
+        for row in rows:
             outcome = from_error(row["sku"], exc)
             if outcome.status != "deferred":
                 outcome = Outcome(row["sku"], "deferred", outcome.code, "not sent this run: " + (outcome.message or ""))
@@ -436,11 +541,12 @@ class Push:
     def _finish(self, submission_id: str, feed_id: str) -> None:
         """Poll the feed, read its report (kept as `<workdir>/reports/<feed_id>.json` for the S3 archive) and turn it
         into one outcome per SKU it carried."""
-        items = _rows(
-            self.con,
-            f"SELECT message_id, {OFFER_COLUMNS} FROM submission_items WHERE submission_id = ? ORDER BY message_id",
-            [submission_id],
-        )
+        with self._open() as con:
+            items = _rows(
+                con,
+                f"SELECT message_id, {OFFER_COLUMNS} FROM submission_items WHERE submission_id = ? ORDER BY message_id",
+                [submission_id],
+            )
         by_message = {row["message_id"]: row["sku"] for row in items}
         result = self.client.finish_feed(
             feed_id, marketplace_ids=[self.channel.marketplace_id], polling=self.settings.polling
@@ -462,7 +568,8 @@ class Push:
 
     # -- patches ----------------------------------------------------------------------------------------------------
     def _patches(self) -> None:
-        rows = _rows(self.con, f"SELECT {OFFER_COLUMNS} FROM push_changed ORDER BY sku")
+        with self._open() as con:
+            rows = _rows(con, f"SELECT {OFFER_COLUMNS} FROM push_changed ORDER BY sku")
         stop: Outcome | None = None
         for row in rows:
             sku = row["sku"]

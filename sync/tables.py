@@ -21,13 +21,17 @@ CREATE TABLE IF NOT EXISTS published_state (
 )
 """
 
+# One row per feed document the push meant to submit: recorded before createFeed (with the feed type and marketplaces
+# it is created for: what a feed found by getFeeds must match to be adopted when createFeed's answer was lost).
 SUBMISSIONS = """
 CREATE TABLE IF NOT EXISTS submissions (
     submission_id VARCHAR PRIMARY KEY, channel VARCHAR, feed_type VARCHAR, content_hash VARCHAR, messages BIGINT,
     feed_id VARCHAR, status VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ, submitted_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ, finished_run_id VARCHAR, processing_status VARCHAR
+    finished_at TIMESTAMPTZ, finished_run_id VARCHAR, processing_status VARCHAR, marketplace_ids VARCHAR[]
 )
 """
+# A ledger created before marketplace_ids existed gets the column (NULL on its old rows).
+SUBMISSIONS_MARKETPLACES = "ALTER TABLE submissions ADD COLUMN IF NOT EXISTS marketplace_ids VARCHAR[]"
 
 SUBMISSION_ITEMS = """
 CREATE TABLE IF NOT EXISTS submission_items (
@@ -38,5 +42,5 @@ CREATE TABLE IF NOT EXISTS submission_items (
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in (SYNC_HISTORY, PUBLISHED_STATE, SUBMISSIONS, SUBMISSION_ITEMS):
+    for ddl in (SYNC_HISTORY, PUBLISHED_STATE, SUBMISSIONS, SUBMISSIONS_MARKETPLACES, SUBMISSION_ITEMS):
         con.execute(ddl)

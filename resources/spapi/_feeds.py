@@ -191,6 +191,9 @@ class FeedsMixin:
         (`FEED_SUBMISSION_LIMITS`: JSON_LISTINGS_FEED, 5 per 5 minutes) takes one of the seller × region's
         submissions, shared by every process of the machine, before createFeed: it waits up to the window plus the
         retry policy's time budget for one to free, then raises `Throttled` (nothing created).
+
+        createFeed is sent once: a `ServerError` or `SpApiTimeout` from it leaves open whether Amazon created the
+        feed; do not call again with the same content, look for the feed with `iter_feeds` (as `sync.push` does).
         """
         payload, declared = _encode_content(content, content_type)
         document = self.create_feed_document(declared)

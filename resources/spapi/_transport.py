@@ -4,8 +4,9 @@ It wraps the real httpx transport. Requests carrying the ``spapi_operation`` / `
 token from the shared `Throttle` first (so a caller waits instead of being throttled), and adopt the rate Amazon
 reports in ``x-amzn-RateLimit-Limit``. 429, 500, 502, 503, 504 and timeouts/dropped connections are retried with
 exponential backoff and full jitter, bounded by `max_attempts` and `max_total_seconds`; ``Retry-After`` sets the
-minimum wait when present. When the budget is spent the last response is returned (the client turns it into a typed
-error) or the last transport exception is re-raised.
+minimum wait when present. createFeed (`NOT_RETRIED_AFTER_SEND`) is retried only when Amazon provably refused it (429)
+or the connection never opened. When the budget is spent the last response is returned (the client turns it into a
+typed error) or the last transport exception is re-raised.
 """
 
 from __future__ import annotations
@@ -114,9 +115,11 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-# Operations that create a new resource on every call (createFeed: a second feed with the same content). After a
-# transport failure that may have happened once the request was sent (read timeout, dropped connection), they are not
-# retried: the caller's ledger finds out whether Amazon created it (sync.push adopts the feed next run).
+# Writes that Amazon applies on every call that reaches it (createFeed: a second feed with the same content;
+# confirmShipment: a second package). Once the request may have reached Amazon — any answer but a 4xx proving it was
+# refused (a 429 is such a refusal and is retried), a read timeout, a dropped connection — they are never sent again:
+# a 5xx does not prove that nothing was applied. The caller resolves the outcome by reading Amazon's state (sync.push
+# adopts the feed from getFeeds next run; shipments read the order with getOrder).
 NOT_RETRIED_AFTER_SEND = frozenset({"createFeed", "confirmShipment"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -169,7 +172,7 @@ class ThrottledTransport(httpx.BaseTransport):
                 self._pause(name, delay)
                 continue
             status = response.status_code
-            if status not in RETRY_STATUSES:
+            if status not in RETRY_STATUSES or (status != 429 and name in NOT_RETRIED_AFTER_SEND):
                 self._adopt_rate(response, seller, op)
                 return response
             if status == 429:

@@ -168,3 +168,57 @@ def test_operation_registry_drives_bucket_defaults(emulator, make_client) -> Non
     client.get_inventory_summaries(US)
     snap = client.throttle.snapshot(client.throttle_key, "getInventorySummaries")
     assert snap["burst"] == operation("getInventorySummaries").burst == 2
+
+
+def _answered(operation_id: str, answers: list[httpx.Response | Exception]) -> tuple[httpx.Response | None, int]:
+    """Send one `operation_id` request through the transport over a mock answering `answers` in turn: (the answer the
+    caller got, or None when an exception reached it; how many requests the mock saw)."""
+    queue = list(answers)
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = queue.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    transport = ThrottledTransport(
+        httpx.MockTransport(answer),
+        throttle=None,
+        policy=RetryPolicy(max_attempts=3, max_total_seconds=5, backoff_base=0.0, backoff_cap=0.0),
+        counters=Counters(),
+        sleep=lambda _: None,
+    )
+    op = operation(operation_id)
+    with httpx.Client(transport=transport) as http:
+        request = http.build_request(op.method, "https://example.test/feeds", extensions={"spapi_operation": op})
+        try:
+            return http.send(request), len(seen)
+        except httpx.TransportError:
+            return None, len(seen)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_create_feed_is_not_resent_after_a_5xx_while_a_get_is(status: int) -> None:
+    # A 5xx does not prove Amazon created nothing: a second createFeed could make a second feed of the same content.
+    answer, sent = _answered("createFeed", [httpx.Response(status), httpx.Response(202, json={"feedId": "1"})])
+    assert (answer.status_code, sent) == (status, 1)
+    answer, sent = _answered("getFeed", [httpx.Response(status), httpx.Response(200, json={})])
+    assert (answer.status_code, sent) == (200, 2)
+
+
+@pytest.mark.parametrize(
+    ("first", "resent"),
+    [
+        (httpx.Response(429), True),  # Amazon refused it: nothing was created
+        (httpx.ConnectError("refused"), True),  # never reached Amazon
+        (httpx.ReadTimeout("no answer"), False),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), False),
+    ],
+    ids=["429", "connect_error", "read_timeout", "dropped"],
+)
+def test_create_feed_is_resent_only_when_provably_not_created(first, resent: bool) -> None:
+    answer, sent = _answered("createFeed", [first, httpx.Response(202, json={"feedId": "1"})])
+    assert sent == (2 if resent else 1)
+    assert (answer is not None and answer.status_code == 202) == resent

@@ -165,6 +165,15 @@ class Killed(Exception):
     pass
 
 
+def connect(seller):
+    return lambda: Warehouse(data_dir=str(seller)).connect("us")
+
+
+def updates(con):
+    publishable_updates(con, "us")
+    return "updates"
+
+
 def test_a_run_killed_after_create_feed_is_resumed_without_a_second_submission(seller, tmp_path, emulator_factory):
     server = start_emulator(emulator_factory, seller)
     spapi = spapi_for(server, tmp_path)
@@ -179,17 +188,13 @@ def test_a_run_killed_after_create_feed_is_resumed_without_a_second_submission(s
 
     with dg.build_resources({"spapi": spapi}) as resources:
         client = resources.spapi.client_for(channel.seller_id, region=channel.region)
-        with Warehouse(data_dir=str(seller)).connect("us") as con:
-            publishable_updates(con, "us")
-            with pytest.raises(Killed) as killed:
-                Push(con, client, channel, run_id="dead-run", settings=settings, after_feed_recorded=kill).run(
-                    "updates"
-                )
+        with pytest.raises(Killed) as killed:
+            Push(connect(seller), client, channel, run_id="dead-run", settings=settings, after_feed_recorded=kill).run(
+                updates
+            )
         feed_id = str(killed.value)
         assert query(seller, "us", "SELECT feed_id, status FROM submissions") == [(feed_id, "submitted")]
-        with Warehouse(data_dir=str(seller)).connect("us") as con:
-            publishable_updates(con, "us")
-            summary = Push(con, client, channel, run_id="next-run", settings=settings).run("updates")
+        summary = Push(connect(seller), client, channel, run_id="next-run", settings=settings).run(updates)
         assert (summary.resumed_feeds, summary.feeds_submitted) == (1, 0)
         feeds = list(client.iter_feeds(["JSON_LISTINGS_FEED"]))
         assert [f["feedId"] for f in feeds] == [feed_id]
@@ -209,9 +214,7 @@ def test_a_change_larger_than_one_document_goes_out_as_several_feeds(seller, tmp
     settings = PushSettings(feed_threshold=0, max_messages=2, polling=FeedPolling(initial=0.05))
     with dg.build_resources({"spapi": spapi}) as resources:
         client = resources.spapi.client_for(channel.seller_id, region=channel.region)
-        with Warehouse(data_dir=str(seller)).connect("us") as con:
-            publishable_updates(con, "us")
-            summary = Push(con, client, channel, run_id="split-run", settings=settings).run("updates")
+        summary = Push(connect(seller), client, channel, run_id="split-run", settings=settings).run(updates)
     assert summary.feeds_submitted == 3
     assert query(seller, "us", "SELECT count(*), sum(messages) FROM submissions WHERE status = 'done'") == [(3, 5)]
     rows = submit_rows(seller, "us", "split-run")
