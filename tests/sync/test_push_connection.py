@@ -83,9 +83,7 @@ def test_a_second_push_of_the_channel_does_not_start_while_one_runs(tmp_path, em
     control(server, "POST", "/faults", json={"kind": "feed_stuck", "operation": "createFeed"})
     tap = Wiretap(server)
     channel = channel_for("us")
-    settings = PushSettings(
-        feed_threshold=0, feed_window_seconds=1.0, polling=FeedPolling(initial=0.05, in_queue_deadline=3, max_wait=3)
-    )
+    settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05, in_queue_deadline=3, max_wait=3))
 
     def connect():
         return Warehouse(data_dir=str(seller)).connect("us")
