@@ -71,7 +71,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
         "SALES_CHANNEL_CONFIG": str(config),
         "SALES_CHANNEL_DATA": str(data),
         "SPAPI_ENDPOINT": emulator.url,
-        f"SPAPI_LWA_REFRESH_TOKEN_{SELLER_B}": f"Atzr|emulator-refresh-token-{SELLER_B}",  # seller B's own grant
+        # Two sellers configured: each needs its own grant (the default token serves a one-seller config only).
+        f"SPAPI_LWA_REFRESH_TOKEN_{SELLER_A}": f"Atzr|emulator-refresh-token-{SELLER_A}",
+        f"SPAPI_LWA_REFRESH_TOKEN_{SELLER_B}": f"Atzr|emulator-refresh-token-{SELLER_B}",
         "SALES_CHANNEL_PRICES_CRON": "* * * * *",
         "SALES_CHANNEL_INVENTORY_CRON": "0 0 1 1 *",
         "SALES_CHANNEL_FULL_CRON": "0 0 1 1 *",
