@@ -107,13 +107,22 @@ def order_states(
     return con.sql(_ORDER_STATES.format(changes=changes), params={"channels": list(channels)})
 
 
-def _open_items(changes: str, items: str) -> str:
-    return _OPEN_ITEMS.format(
+def _over_open_items(
+    con: duckdb.DuckDBPyConnection,
+    template: str,
+    channels: Sequence[str],
+    master_as_of: datetime | None,
+    changes: str,
+    items: str,
+) -> duckdb.DuckDBPyRelation:
+    open_items = _OPEN_ITEMS.format(
         states=_ORDER_STATES.format(changes=changes),
         changes=changes,
         items=items,
         open_statuses=", ".join(f"'{s}'" for s in OPEN_ORDER_STATUSES),
     )
+    sql = template.format(open_items=open_items)
+    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
 
 
 def reservations(
@@ -125,8 +134,7 @@ def reservations(
 ) -> duckdb.DuckDBPyRelation:
     """Open FBM reservations of the orders of `channels` (pass `seller_channels`: all of one seller's), one row per
     SKU: reserved_quantity, open_orders, oldest_order_at."""
-    sql = _RESERVATIONS.format(open_items=_open_items(changes, items))
-    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
+    return _over_open_items(con, _RESERVATIONS, channels, master_as_of, changes, items)
 
 
 def reserved_by_channel(
@@ -138,8 +146,7 @@ def reserved_by_channel(
 ) -> duckdb.DuckDBPyRelation:
     """The same reservations broken down by the channel the orders came from: channel, reserved_quantity,
     open_orders (channels without an open order have no row)."""
-    sql = _BY_CHANNEL.format(open_items=_open_items(changes, items))
-    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
+    return _over_open_items(con, _BY_CHANNEL, channels, master_as_of, changes, items)
 
 
 # --- shipments ------------------------------------------------------------------------------------------------------

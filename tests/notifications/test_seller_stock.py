@@ -24,15 +24,6 @@ from tests.sync.helpers import ALL_ASSETS, MARKETPLACE, control, listing, query,
 SKU = "FBM-X"
 
 
-@pytest.fixture
-def sqs_env(moto_sqs, monkeypatch):
-    monkeypatch.setenv("SALES_CHANNEL_SQS_ENDPOINT", moto_sqs)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("SALES_CHANNEL_SQS_WAIT_SECONDS", "1")
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
-    return moto_sqs
-
-
 def seller_files(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
