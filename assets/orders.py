@@ -54,8 +54,9 @@ def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     each of them publishes the same figure; another seller's orders never count. `order_states` beside it holds the
     latest state of each notified order of the seller, with the channel it came from; the metadata breaks the
     reserved units down by that channel. An MFN order reserves its quantities until a later ORDER_CHANGE closes it
-    (Shipped, Canceled, ...) or the master inventory file is written after the order was placed (the seller's figure
-    then already excludes it); out-of-order notifications never reopen an order. Reconciliation subtracts it from
+    (Shipped, Canceled, ...) or the master inventory file is written after its latest notification was stored (our
+    clock on both sides, never Amazon's PurchaseDate: the seller's figure then already excludes it); out-of-order
+    notifications never reopen an order. Reconciliation subtracts it from
     the master quantity. Source: ORDER_CHANGE notifications in the seller's notification store
     (`warehouse/_notifications.duckdb`, written by `sqs_notifications_sensor`)."""
     channel = context.partition_key

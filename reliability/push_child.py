@@ -10,13 +10,22 @@ The seam is here, not in production code: this script wraps `Push`/client method
 - `during_polling`: at the first getFeed.
 - `after_report`: the report read and mapped to outcomes; sync_history / published_state not written.
 - `none`: no kill (the push completes).
+
+Optional `key=value` arguments after KILL_AT (the cross-channel scenarios): `max_messages=N` (messages per feed
+document: one feed per N SKUs), `rate_scale=X` (the client's usage plans × X, as the emulator's `--rate-scale`),
+`feed_window=S` (the JSON_LISTINGS_FEED window, seconds; default 1), `go=PATH` (touch `PATH.<pid>.ready`, then wait
+for PATH to exist: several children start together). The last line printed is `RESULT {json}`: the push summary's
+figures and the client's counters.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 BOUNDARIES = (
     "before_create_feed",
@@ -34,13 +43,16 @@ def _die() -> None:
 
 
 def main(argv: list[str]) -> int:
-    data, channel_name, endpoint, state_dir, run_id, kill_at = argv
+    data, channel_name, endpoint, state_dir, run_id, kill_at = argv[:6]
     assert kill_at in BOUNDARIES, kill_at
+    options = dict(arg.split("=", 1) for arg in argv[6:])
+    assert set(options) <= {"max_messages", "rate_scale", "feed_window", "go"}, options
     from assets.feed_files import publishable_updates
     from pipelines.partitions import channel_for
     from pipelines.resources import EMULATOR_DEFAULTS
     from resources.spapi import FeedPolling
     from resources.spapi._client import SpApiClient
+    from resources.spapi.operations import OPERATIONS
     from resources.spapi_resource import SpApiResource
     from resources.warehouse import Warehouse
     from sync.push import Push, PushSettings
@@ -77,11 +89,18 @@ def main(argv: list[str]) -> int:
             "max_attempts": 2,
             "backoff_base": 0.01,
             "backoff_cap": 0.05,
-            "feed_window_seconds": 1.0,
+            "feed_window_seconds": float(options.get("feed_window", 1.0)),
+            "usage_plans": {
+                name: {"rate": op.rate * float(options["rate_scale"]), "burst": op.burst}
+                for name, op in OPERATIONS.items()
+            }
+            if "rate_scale" in options
+            else {},
         }
     )
     channel = channel_for(channel_name)
-    settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05))
+    sizing = {"max_messages": int(options["max_messages"])} if "max_messages" in options else {}
+    settings = PushSettings(feed_threshold=0, polling=FeedPolling(initial=0.05), **sizing)
     hook = (lambda feed_id: _die()) if kill_at == "after_feed_recorded" else None
     warehouse = Warehouse(data_dir=data)
     client = spapi.client_for(channel.seller_id, region=channel.region)
@@ -90,6 +109,11 @@ def main(argv: list[str]) -> int:
         publishable_updates(con, channel.name)
         return "updates"
 
+    if "go" in options:
+        go = Path(options["go"])
+        Path(f"{go}.{os.getpid()}.ready").touch()
+        while not go.exists():
+            time.sleep(0.01)
     summary = Push(
         lambda: warehouse.connect(channel.name),
         client,
@@ -100,6 +124,8 @@ def main(argv: list[str]) -> int:
         workdir=warehouse.feeds_dir(channel.name),
     ).run(updates)
     print(f"push_child: {summary}")
+    totals = {k: v for k, v in spapi.metadata().items() if k.startswith("spapi/total/")}
+    print("RESULT " + json.dumps({"feeds_submitted": summary.feeds_submitted, "statuses": summary.statuses, **totals}))
     return 0
 
 

@@ -3,8 +3,17 @@
 Reservation rule. An FBM (MFN) order reserves its items' quantities from the moment Amazon notifies it until either
 - a later ORDER_CHANGE for the order says it is no longer open (Shipped, Canceled, Unfulfillable, ...: any status
   outside `OPEN_ORDER_STATUSES`), or
-- the seller's master inventory file was written after the order was placed (`master_as_of` > PurchaseDate): the
-  seller's own system has seen the order, so its quantity already excludes it.
+- the seller's master inventory file was written after we stored the order's latest notification (`master_as_of` >
+  the latest `received_at` of the order's notifications): the seller's export can only include an order that had
+  reached the seller by then, so from that write on its quantity is taken to exclude the order.
+The master's write time (the file's modification time) is compared with OUR clock only: `received_at` is when the
+sensor stored the notification, on this deployment's clock. Amazon's PurchaseDate is on Amazon's clock (the
+emulator's, in tests: days away from wall time), and comparing two clocks with no margin released orders the master
+could not have seen (an oversell). The order was placed before we stored its notification, so this rule only ever
+reserves a little longer than the PurchaseDate rule did, never shorter: the conservative direction (a master written
+at the very instant the notification was stored still reserves it). It takes the seller's file to be written from
+figures current at its write time; an export that snapshots its stock long before writing the file should set the
+file's modification time to the snapshot's.
 Notifications can arrive out of order, so an order's state is the notification with the latest event time
 (TimeOfOrderChange), then the latest publish time, then the more final status; an older state never overwrites a
 newer one. Items come from the latest notification of the order that lists items. A partially shipped order keeps
@@ -56,7 +65,8 @@ WHERE list_contains($channels::VARCHAR[], channel)
 ORDER BY amazon_order_id, event_time DESC, publish_time DESC, coalesce({_STATUS_RANK}, 0) DESC, notification_id DESC
 """
 
-# One row per item of an open FBM order of the channels: (channel, amazon_order_id, sku, quantity, placed_at).
+# One row per item of an open FBM order of the channels: (channel, amazon_order_id, sku, quantity, placed_at). An
+# order is open until a later state closes it or the master file is written after its latest notification was stored.
 _OPEN_ITEMS = """
 WITH states AS ({states}),
 latest_items AS (
@@ -66,12 +76,21 @@ latest_items AS (
       AND EXISTS (SELECT 1 FROM {items} i WHERE i.notification_id = c.notification_id AND i.channel = c.channel)
     ORDER BY c.amazon_order_id, c.event_time DESC, c.publish_time DESC, c.notification_id DESC
 ),
+stored AS (
+    SELECT c.amazon_order_id, max(n.received_at) AS stored_at
+    FROM {changes} c
+    JOIN {notifications} n ON n.notification_id = c.notification_id AND n.channel = c.channel
+    WHERE list_contains($channels::VARCHAR[], c.channel)
+    GROUP BY c.amazon_order_id
+),
 open_orders AS (
     SELECT s.amazon_order_id, coalesce(s.purchase_date, s.event_time) AS placed_at
     FROM states s
+    LEFT JOIN stored USING (amazon_order_id)
     WHERE s.order_status IN ({open_statuses})
       AND coalesce(s.fulfillment_type, 'MFN') = 'MFN'
-      AND ($master_as_of::TIMESTAMPTZ IS NULL OR coalesce(s.purchase_date, s.event_time) > $master_as_of::TIMESTAMPTZ)
+      AND ($master_as_of::TIMESTAMPTZ IS NULL OR stored.stored_at IS NULL
+           OR stored.stored_at >= $master_as_of::TIMESTAMPTZ)
 )
 SELECT l.channel, o.amazon_order_id, i.sku, i.quantity, o.placed_at
 FROM open_orders o
@@ -107,22 +126,14 @@ def order_states(
     return con.sql(_ORDER_STATES.format(changes=changes), params={"channels": list(channels)})
 
 
-def _over_open_items(
-    con: duckdb.DuckDBPyConnection,
-    template: str,
-    channels: Sequence[str],
-    master_as_of: datetime | None,
-    changes: str,
-    items: str,
-) -> duckdb.DuckDBPyRelation:
-    open_items = _OPEN_ITEMS.format(
+def _open_items(changes: str, items: str, notifications: str) -> str:
+    return _OPEN_ITEMS.format(
         states=_ORDER_STATES.format(changes=changes),
         changes=changes,
         items=items,
+        notifications=notifications,
         open_statuses=", ".join(f"'{s}'" for s in OPEN_ORDER_STATUSES),
     )
-    sql = template.format(open_items=open_items)
-    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
 
 
 def reservations(
@@ -131,10 +142,14 @@ def reservations(
     master_as_of: datetime | None,
     changes: str = "order_changes",
     items: str = "order_change_items",
+    notifications: str = "notifications",
 ) -> duckdb.DuckDBPyRelation:
     """Open FBM reservations of the orders of `channels` (pass `seller_channels`: all of one seller's), one row per
-    SKU: reserved_quantity, open_orders, oldest_order_at."""
-    return _over_open_items(con, _RESERVATIONS, channels, master_as_of, changes, items)
+    SKU: reserved_quantity, open_orders, oldest_order_at. `master_as_of`: the master file's write time on our clock
+    (None: no master file, every open order reserves); an order is released once the master is written after every
+    notification of the order was stored."""
+    sql = _RESERVATIONS.format(open_items=_open_items(changes, items, notifications))
+    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
 
 
 def reserved_by_channel(
@@ -143,10 +158,12 @@ def reserved_by_channel(
     master_as_of: datetime | None,
     changes: str = "order_changes",
     items: str = "order_change_items",
+    notifications: str = "notifications",
 ) -> duckdb.DuckDBPyRelation:
     """The same reservations broken down by the channel the orders came from: channel, reserved_quantity,
     open_orders (channels without an open order have no row)."""
-    return _over_open_items(con, _BY_CHANNEL, channels, master_as_of, changes, items)
+    sql = _BY_CHANNEL.format(open_items=_open_items(changes, items, notifications))
+    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
 
 
 # --- shipments ------------------------------------------------------------------------------------------------------

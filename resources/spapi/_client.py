@@ -254,10 +254,18 @@ class SpApiClient(FeedsMixin):
             return provider
 
     @property
+    def budget_region(self) -> str:
+        """Where this client's budgets are enforced: its region when it talks to the region's own Amazon host, else the
+        endpoint. An `endpoint` override (the emulator, a proxy) is one server for every region, which holds one set
+        of buckets and one feed window per seller: the regions then share them, or they would jointly exceed them."""
+        return self.region if self.endpoint == ENDPOINTS[self.region].rstrip("/") else self.endpoint
+
+    @property
     def throttle_key(self) -> str:
         """Whose budgets this client's calls spend in the shared throttle: the seller in its region. Amazon's usage
-        plans are per selling-partner account and region, so one seller id in two regions has two sets of buckets."""
-        return f"{self.seller_id}@{self.region}"
+        plans are per selling-partner account and region, so one seller id in two regions has two sets of buckets
+        (on Amazon's regional hosts; one endpoint override serving every region shares them: `budget_region`)."""
+        return f"{self.seller_id}@{self.budget_region}"
 
     def redact(self, text: str) -> str:
         """`text` with every credential this client knows (including current access tokens) replaced."""
@@ -303,7 +311,7 @@ class SpApiClient(FeedsMixin):
             content = dumps(body)
             request_headers.setdefault("content-type", "application/json")
         # Grantless calls spend the application's budget in the region, the others the seller's.
-        bucket_owner = f"app:{self._client_id}@{self.region}" if op.grantless_scope else self.throttle_key
+        bucket_owner = f"app:{self._client_id}@{self.budget_region}" if op.grantless_scope else self.throttle_key
         request = self._http.build_request(
             op.method,
             url,

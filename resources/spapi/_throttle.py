@@ -22,7 +22,8 @@ only when it fits now, counts as sent "now" while the createFeed call is in flig
 (never earlier than Amazon saw it).
 
 `seller` is the owner of a budget as the client names it: the seller id and the region (`A3SELLER@eu`), because
-Amazon's usage plans are per selling-partner account and region. The global caps are the seller's across regions
+Amazon's usage plans are per selling-partner account and region (or the endpoint, when one override serves every
+region: `SpApiClient.budget_region`). The global caps are the seller's across regions
 (the module counts requests per seller), so their windows are keyed by the seller id alone (`window_owner`).
 """
 

@@ -4,7 +4,7 @@ reservation SQL with out-of-order delivery."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -163,13 +163,39 @@ def test_reservations_follow_the_latest_state_even_out_of_order():
     states = dict(order_states(con, ["us"]).select("amazon_order_id, order_status").fetchall())
     assert states == {"111-1": "Shipped", "111-2": "Pending", "111-3": "Unshipped", "111-4": "Canceled"}
     assert reserved(con, ["uk"]) == {}
-    # a master file written after the order was placed already accounts for it
-    late = order_change(
-        "111-5", "Unshipped", "2026-11-29T09:50:00Z", [("FBM-2", 1)], purchase_date="2026-11-29T09:50:00Z"
+
+
+def test_the_master_file_releases_an_order_only_when_written_after_we_stored_it():
+    """Two clocks apart: Amazon's (the emulator's) PurchaseDate a week before our own clock, on which the sensor
+    stored the notification and the master file was written. Only our clock decides: a master written a minute before
+    the notification arrived cannot include the order (still reserved), one written after it was stored does."""
+    con = duckdb.connect()
+    stored_at = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    placed = "2026-11-29T09:00:00Z"  # Amazon's clock, days in the past
+    order = order_change("111-7", "Unshipped", placed, [("FBM-1", 2)], purchase_date=placed)
+    store_batch(con, prepare_batch(messages(order), CHANNELS, stored_at))
+    minute = timedelta(minutes=1)
+    assert reserved(con, master_as_of=stored_at - minute) == {"FBM-1": 2}
+    assert reserved(con, master_as_of=stored_at) == {"FBM-1": 2}  # the same instant: kept (the conservative side)
+    assert reserved(con, master_as_of=stored_at + minute) == {}
+    assert reserved_by_channel(con, ["us"], stored_at - minute).fetchall() == [("us", 2, 1)]
+    # a later notification of the open order, stored later, holds it again until the master is written after it
+    update = order_change("111-7", "Unshipped", "2026-11-29T09:05:00Z", [("FBM-1", 3)], purchase_date=placed)
+    store_batch(con, prepare_batch(messages(update), CHANNELS, stored_at + 10 * minute))
+    assert reserved(con, master_as_of=stored_at + minute) == {"FBM-1": 3}
+    assert reserved(con, master_as_of=stored_at + 11 * minute) == {}
+    # Amazon's clock ahead of ours (a PurchaseDate in our future): released all the same once the master is newer
+    ahead = "2027-01-01T00:00:00Z"
+    store_batch(
+        con,
+        prepare_batch(
+            messages(order_change("111-8", "Unshipped", ahead, [("FBM-2", 1)], purchase_date=ahead)),
+            CHANNELS,
+            stored_at,
+        ),
     )
-    store(con, late)
-    assert reserved(con, master_as_of=datetime(2026, 11, 29, 9, 30, tzinfo=UTC)) == {"FBM-2": 1}
-    assert reserved(con) == {"FBM-1": 3, "FBM-2": 1}
+    assert reserved(con, master_as_of=stored_at - minute) == {"FBM-1": 3, "FBM-2": 1}
+    assert reserved(con, master_as_of=stored_at + 11 * minute) == {}
 
 
 def test_equal_times_prefer_the_final_status():

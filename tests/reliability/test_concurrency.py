@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from tests.sync.helpers import MARKETPLACE, query
 REPO = Path(__file__).resolve().parents[2]
 CHANNELS = ("us", "uk", "de")
 RATE_SCALE = 5.0
+PURCHASED = "2026-11-29T09:00:00Z"  # a fixed date in the past, on Amazon's clock
 EXTRA_MAPPINGS = (
     "uk,FBM-1,B000000002,FBM,,8.00,20.00,1.00,\n"
     "uk,FBM-FLOOR,B000000003,FBM,,20.00,35.00,0,\n"
@@ -94,21 +95,17 @@ def spapi_fields(scenario, state_dir: Path) -> dict:
 def open_orders(scenario) -> None:
     """The seller's notification store with one open FBM order per channel: every run's `reservations` reads it (the
     three processes open it at once, read-only) and subtracts all three orders before its push."""
-    written = time.time() - 7200  # the master file was written before the orders were placed
+    written = time.time() - 7200  # the master file was written before the notifications were stored
     os.utime(scenario.data / "master_inventory.csv", (written, written))
-    placed = datetime.now(UTC) - timedelta(hours=1)
+    # Amazon's clock (the emulator's) is not ours: a PurchaseDate days before the master's write time must not release
+    # the orders, only a master written after we stored them does (sync/orders.py).
     messages = [
         Received(
             f"m-{channel}",
             f"h-{channel}",
             json.dumps(
                 order_change(
-                    f"555-{channel}",
-                    "Unshipped",
-                    placed.isoformat(),
-                    [("FBM-1", 2)],
-                    market=market,
-                    purchase_date=placed.isoformat(),  # after the master file was written: still reserved
+                    f"555-{channel}", "Unshipped", PURCHASED, [("FBM-1", 2)], market=market, purchase_date=PURCHASED
                 )
             ),
         )
@@ -175,7 +172,8 @@ def test_three_channels_of_one_seller_at_once(scenario):
     assert not lock_errors, "a run hit the DuckDB lock"
     # No 429: neither as the emulator answered (wiretap) nor as each run's client counted.
     throttled = {c: o["meta"].get("spapi/total/throttled") for c, o in outcomes.items()}
-    assert scenario.tap.throttled() == 0, f"the emulator answered {scenario.tap.throttled()} 429(s)"
+    throttled_ops = sorted(e.operation for e in scenario.tap.api() if e.status == 429)
+    assert scenario.tap.throttled() == 0, f"the emulator answered {scenario.tap.throttled()} 429(s): {throttled_ops}"
     assert throttled == dict.fromkeys(CHANNELS, 0), throttled
     waited = {c: o["meta"].get("spapi/total/waited_seconds") for c, o in outcomes.items()}
     scenario.note_fault("client waits " + ", ".join(f"{c} {w:.1f} s" for c, w in waited.items()))

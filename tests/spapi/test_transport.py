@@ -20,7 +20,7 @@ from resources.spapi import (
 )
 from resources.spapi._transport import Counters, ThrottledTransport, retry_after_seconds
 from resources.spapi.operations import operation
-from tests.spapi.conftest import US, fault, listings
+from tests.spapi.conftest import DE, US, fault, listings
 
 
 def test_no_429_reaches_the_caller_under_the_budget(emulator_factory, make_client) -> None:
@@ -222,3 +222,36 @@ def test_create_feed_is_resent_only_when_provably_not_created(first, resent: boo
     answer, sent = _answered("createFeed", [first, httpx.Response(202, json={"feedId": "1"})])
     assert sent == (2 if resent else 1)
     assert (answer is not None and answer.status_code == 202) == resent
+
+
+def test_one_endpoint_serving_every_region_shares_the_sellers_buckets(emulator_factory, make_client) -> None:
+    """Amazon's regional hosts each hold a seller's buckets (two sets for one seller id in na and eu); one endpoint
+    override serving every region (the emulator here: one bucket per seller and operation) holds one set, and a client
+    keyed by region there would send twice the rate. getListingsItem: 5 req/s, burst 10."""
+    server = emulator_factory(rate_scale=1.0)
+    na = make_client(server, region="na")
+    eu = make_client(server, region="eu")
+    work = [
+        (na, US, [row["sku"] for row in listings(server)[:12]]),
+        (eu, DE, [row["sku"] for row in listings(server, marketplaceId=DE)[:12]]),
+    ]
+    for client, market, skus in work:
+        assert len(skus) == 12
+        client.get_listings_item(skus[0], [market])  # tokens fetched outside the race
+    go = threading.Barrier(2)
+
+    def calls(client, market: str, skus: list[str]) -> None:
+        go.wait()
+        for sku in skus:
+            client.get_listings_item(sku, [market])
+
+    threads = [threading.Thread(target=calls, args=job) for job in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    throttled = [c.counters.by_operation["getListingsItem"].throttled for c in (na, eu)]
+    assert throttled == [0, 0], throttled
+    assert na.throttle_key == eu.throttle_key
+    production = [make_client(server, region=r, endpoint=None) for r in ("na", "eu")]
+    assert [c.throttle_key for c in production] == ["A3DEMOSELLER01@na", "A3DEMOSELLER01@eu"]
