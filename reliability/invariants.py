@@ -400,19 +400,22 @@ def within_bounds(
     from exchange `since` on (check after every run: the bounds are the seller's files of that run). Fails when
     nothing could be checked though a listing write or a createFeed reached Amazon for the marketplace. Returns the
     offers checked."""
-    con = _connect(data, channel)
-    try:
-        mappings = {
-            sku: (fulfillment, strategy, Decimal(str(lo)), Decimal(str(hi)))
-            for sku, fulfillment, strategy, lo, hi in con.execute(
-                "SELECT sku, fulfillment, conflict_strategy, min_price, max_price FROM channel_mappings "
-                "WHERE channel = ?",
-                [channel],
-            ).fetchall()
-        }
-        master = dict(con.execute("SELECT sku, quantity FROM master_inventory").fetchall())
-    finally:
-        con.close()
+    mappings: dict[str, tuple[str, str | None, Decimal, Decimal]] = {}
+    master: dict[str, int] = {}
+    if (data / "warehouse" / f"{channel}.duckdb").exists():  # else no file was read: anything sent is unmapped
+        con = _connect(data, channel)
+        try:
+            mappings = {
+                sku: (fulfillment, strategy, Decimal(str(lo)), Decimal(str(hi)))
+                for sku, fulfillment, strategy, lo, hi in con.execute(
+                    "SELECT sku, fulfillment, conflict_strategy, min_price, max_price FROM channel_mappings "
+                    "WHERE channel = ?",
+                    [channel],
+                ).fetchall()
+            }
+            master = dict(con.execute("SELECT sku, quantity FROM master_inventory").fetchall())
+        finally:
+            con.close()
     reserved = {sku: sum(orders.values()) for sku, orders in seller_reservations(data, channel, channels).items()}
     sent = sent_to_amazon(tap, marketplace_id, since)
     problems = list(sent.problems)

@@ -103,14 +103,17 @@ class Scenario:
         **kw: Any,
     ) -> dg.ExecuteInProcessResult:
         config = {"poll_initial_seconds": 0.05, **(push or {})}
+        assets = assets or ALL_ASSETS
+        keys = {key.to_user_string() for a in assets for key in getattr(a, "keys", ())}
+        ops = {"listings_submission": {"config": config}} if "listings_submission" in keys else {}
         instance = kw.pop("instance", None)
         with run_environment(RUN_ENV), dg.DagsterInstance.ephemeral() as ephemeral:
             used = instance or ephemeral
             result = dg.materialize(
-                assets or ALL_ASSETS,
+                assets,
                 partition_key=channel,
                 resources={"warehouse": Warehouse(data_dir=str(self.data)), "spapi": spapi or self.spapi()},
-                run_config={"ops": {"listings_submission": {"config": config}, **kw.pop("ops", {})}},
+                run_config={"ops": {**ops, **kw.pop("ops", {})}},
                 raise_on_error=False,
                 instance=used,
                 **kw,
