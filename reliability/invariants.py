@@ -254,12 +254,14 @@ def _offer(
         values = values if isinstance(values, list) else [values]
         if patch.get("path") == "/attributes/purchasable_offer":
             for value in values:
-                target = value.get("marketplace_id") if isinstance(value, dict) else None
-                if target is None and not ours or target is not None and target != marketplace_id:
-                    if ours and target is not None:
-                        problems.append(
-                            f"{sku} ({via}): a purchasable_offer for {target} in a request for {marketplace_id}"
-                        )
+                if not isinstance(value, dict):
+                    continue
+                target = value.get("marketplace_id")
+                if ours and target is not None and target not in request_marketplaces:
+                    problems.append(
+                        f"{sku} ({via}): a purchasable_offer for {target} in a request for {marketplace_id}"
+                    )
+                if target != marketplace_id and (target is not None or not ours):
                     continue
                 out["price"] = _money(value.get("our_price"))
                 out["min"] = _money(value.get("minimum_seller_allowed_price"))

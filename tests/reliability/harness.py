@@ -287,7 +287,7 @@ class Scenario:
     def _reasons(self) -> None:
         """Reasons for the n/a invariants the harness can state as facts; any other stays `no reason given`."""
         facts = {
-            2: "no run against the emulator" if self.tap is None or not self.runs else None,
+            2: "nothing reached the emulator" if self.tap is None or not self.tap.requests() else None,
             4: "no notification sent" if not (self.data / "warehouse" / "_notifications.duckdb").exists() else None,
             6: "no access token issued" if self.tap is not None and not self.tap.access_tokens else None,
         }

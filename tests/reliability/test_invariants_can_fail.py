@@ -125,6 +125,8 @@ def test_a_patch_is_read_by_the_marketplace_in_its_offer_and_its_query(validated
     with pytest.raises(AssertionError, match=r"FBM-FLOOR: price 1 outside \[28.00, 40.00\]") as caught:
         inv.within_bounds(data, "us", tap, US, since)
     assert "quantity" not in str(caught.value)
+    with pytest.raises(AssertionError, match=f"a purchasable_offer for {US} in a request for {MARKETPLACE['uk']}"):
+        inv.within_bounds(data, "uk", tap, MARKETPLACE["uk"], since)
 
 
 def test_nothing_checked_while_a_feed_reached_amazon_fails(validated, client):
