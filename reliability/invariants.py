@@ -56,6 +56,7 @@ __all__ = [
     "one_final_status",
     "nothing_submitted",
     "Sent",
+    "reached_amazon",
     "sent_to_amazon",
     "seller_reservations",
     "within_bounds",
@@ -273,7 +274,7 @@ def _offer(
     return (out if len(out) > 2 else None), problems
 
 
-def sent_to_amazon(tap: Wiretap, marketplace_id: str, since: int = 0) -> Sent:
+def reached_amazon(tap: Wiretap, marketplace_id: str, since: int = 0) -> Sent:
     """Every offer that reached Amazon for the marketplace from exchange `since` on: listing writes (patch, put) and
     the messages of the JSON_LISTINGS_FEED document each createFeed for the marketplace named (uploaded earlier or in
     the window). A createFeed counts whatever its answer (a lost answer may hide a created feed)."""
@@ -322,6 +323,11 @@ def sent_to_amazon(tap: Wiretap, marketplace_id: str, since: int = 0) -> Sent:
         if e.status is not None and e.status < 300
     } - named
     return Sent(offers, requests, problems, len(unreferenced))
+
+
+def sent_to_amazon(tap: Wiretap, marketplace_id: str, since: int = 0) -> list[dict[str, Any]]:
+    """The offers of `reached_amazon`: sku, via, and price/min/max and/or quantity."""
+    return reached_amazon(tap, marketplace_id, since).offers
 
 
 def _store_path(data: Path) -> Path:
@@ -419,7 +425,7 @@ def within_bounds(
         finally:
             con.close()
     reserved = {sku: sum(orders.values()) for sku, orders in seller_reservations(data, channel, channels).items()}
-    sent = sent_to_amazon(tap, marketplace_id, since)
+    sent = reached_amazon(tap, marketplace_id, since)
     problems = list(sent.problems)
     for offer in sent.offers:
         sku = offer["sku"]

@@ -144,7 +144,7 @@ def test_a_document_no_createfeed_named_is_not_an_offer(validated, client):
     document = feed_document([("FBM-1", [offer("1")])])
     target = client.create_feed_document("application/json")
     client.upload_document(target["url"], document, "application/json")
-    sent = inv.sent_to_amazon(tap, US)
+    sent = inv.reached_amazon(tap, US)
     assert (sent.offers, sent.requests, sent.unreferenced_documents) == ([], 0, 1)
     assert inv.within_bounds(data, "us", tap, US) == 0
 
