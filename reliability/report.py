@@ -11,7 +11,20 @@ from pathlib import Path
 __all__ = ["Row", "RESULTS_ENV", "append", "load", "render"]
 
 RESULTS_ENV = "RELIABILITY_RESULTS"
-COLUMNS = ("scenario", "faults injected", "SKUs", "requests", "429s", "retries", "invariants held", "wall s", "result")
+COLUMNS = (
+    "scenario",
+    "faults injected",
+    "faults hit",
+    "SKUs",
+    "requests",
+    "429s",
+    "retries",
+    "offers checked (2)",
+    "invariants held",
+    "n/a because",
+    "wall s",
+    "result",
+)
 
 
 @dataclass
@@ -26,24 +39,35 @@ class Row:
     applicable: list[int] = field(default_factory=list)  # invariants that apply to the scenario
     wall_seconds: float = 0.0
     result: str = "?"
+    faults_hit: dict[str, int] = field(default_factory=dict)  # injected fault → requests it hit (0: never)
+    offers_checked: int = 0  # offers invariant 2 read from what reached Amazon (patches, puts, feed documents)
+    why_na: dict[str, str] = field(default_factory=dict)  # invariant number → why it does not apply
 
     def cells(self) -> tuple[str, ...]:
         n_a = sorted(set(range(1, 7)) - set(self.applicable))
         held = f"{len(set(self.held))}/{len(set(self.applicable))}" + (
             f" (n/a: {','.join(map(str, n_a))})" if n_a else ""
         )
-        faults = self.faults if len(self.faults) <= 60 else self.faults[:59] + "…"
+        why = "; ".join(f"{n}: {self.why_na.get(str(n), 'no reason given')}" for n in n_a) or "-"
+        hit = "; ".join(f"{label}×{count}" for label, count in self.faults_hit.items()) or "-"
         return (
             self.scenario,
-            faults,
+            _cut(self.faults),
+            _cut(hit),
             str(self.skus),
             str(self.requests),
             str(self.throttled),
             str(self.retries),
+            str(self.offers_checked),
             held,
+            why,
             f"{self.wall_seconds:.1f}",
             self.result,
         )
+
+
+def _cut(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def append(row: Row, path: str | os.PathLike[str] | None = None) -> None:

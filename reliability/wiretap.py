@@ -13,7 +13,7 @@ from emulator.routes import match
 from emulator.server import EmulatorServer, _Drop
 from emulator.wire import Response
 
-__all__ = ["Wiretap", "Exchange"]
+__all__ = ["Wiretap", "Exchange", "FeedRequest", "ListingWrite"]
 
 
 @dataclass
@@ -26,12 +26,31 @@ class Exchange:
     status: int | None  # None: the connection was dropped
 
 
+@dataclass(frozen=True)
+class FeedRequest:
+    feed_type: str
+    marketplace_ids: list[str]
+    document_id: str  # inputFeedDocumentId
+    status: int | None
+
+
+@dataclass(frozen=True)
+class ListingWrite:
+    operation: str  # patchListingsItem | putListingsItem
+    sku: str
+    marketplace_ids: list[str]  # the request's marketplaceIds query
+    patches: list[dict[str, Any]]
+    status: int | None
+
+
 @dataclass
 class _DocumentFault:
     method: str  # PUT (upload) or GET (download)
     kind: str  # "status" | "drop" | "expire"
     count: int
     status: int = 500
+    injected: int = 0  # the count asked for
+    hits: int = 0  # how many transfers it failed
 
 
 @dataclass
@@ -91,13 +110,29 @@ class Wiretap:
             for fault in self._faults:
                 if fault.method == method and fault.count > 0:
                     fault.count -= 1
+                    fault.hits += 1
                     return fault
         return None
 
     # -- faults on the presigned document URLs (the control API covers SP-API operations only) ------------------------
     def fail_documents(self, method: str, kind: str, count: int = 1, status: int = 500) -> None:
         with self._lock:
-            self._faults.append(_DocumentFault(method, kind, count, status))
+            self._faults.append(_DocumentFault(method, kind, count, status, injected=count))
+
+    def document_faults(self) -> list[dict[str, Any]]:
+        """Every fault injected on the document URLs: kind, operation (uploadDocument/downloadDocument), status, the
+        count asked for and the transfers it actually failed (`hits`)."""
+        with self._lock:
+            return [
+                {
+                    "kind": f.kind,
+                    "operation": "uploadDocument" if f.method == "PUT" else "downloadDocument",
+                    "status": f.status if f.kind == "status" else None,
+                    "count": f.injected,
+                    "hits": f.hits,
+                }
+                for f in self._faults
+            ]
 
     # -- read-outs -----------------------------------------------------------------------------------------------
     def api(self) -> list[Exchange]:
@@ -125,3 +160,56 @@ class Wiretap:
     def uploads(self, since: int = 0) -> list[bytes]:
         """Bodies of every document upload that reached the emulator and was stored (2xx), from exchange `since`."""
         return [e.body for e in self.calls("uploadDocument", since) if e.status is not None and e.status < 300]
+
+    def documents(self) -> dict[str, list[bytes]]:
+        """feedDocumentId → the bodies stored under it (2xx uploads to its presigned URL, oldest first), over the whole
+        tap: a createFeed may name a document uploaded before the window it is checked in."""
+        out: dict[str, list[bytes]] = {}
+        for e in self.calls("uploadDocument"):
+            if e.status is not None and e.status < 300:
+                out.setdefault(e.path.rstrip("/").rsplit("/", 1)[1], []).append(e.body)
+        return out
+
+    def feeds(self, since: int = 0) -> list[FeedRequest]:
+        """Every createFeed request that reached Amazon from exchange `since` on, whatever its answer: a dropped or
+        5xx answer may still mean the feed was created (Amazon's side took effect, the answer was lost)."""
+        out = []
+        for e in self.calls("createFeed", since):
+            try:
+                body = json.loads(e.body or b"{}")
+            except ValueError:
+                body = {}
+            body = body if isinstance(body, dict) else {}
+            out.append(
+                FeedRequest(
+                    str(body.get("feedType") or ""),
+                    [str(m) for m in body.get("marketplaceIds") or []],
+                    str(body.get("inputFeedDocumentId") or ""),
+                    e.status,
+                )
+            )
+        return out
+
+    def listing_writes(self, since: int = 0) -> list[ListingWrite]:
+        """Every patchListingsItem and putListingsItem (not VALIDATION_PREVIEW: it changes nothing) that reached Amazon
+        from exchange `since` on, whatever its answer."""
+        out = []
+        for e in self.exchanges[since:]:
+            if e.operation not in ("patchListingsItem", "putListingsItem"):
+                continue
+            if "VALIDATION_PREVIEW" in e.query.get("mode", []):
+                continue
+            try:
+                body = json.loads(e.body or b"{}")
+            except ValueError:
+                body = {}
+            body = body if isinstance(body, dict) else {}
+            sku = e.path.rstrip("/").rsplit("/", 1)[1]
+            marketplaces = [m for v in e.query.get("marketplaceIds", []) for m in v.split(",")]
+            if e.operation == "patchListingsItem":
+                patches = body.get("patches") or []
+            else:  # a put carries whole attributes: read as replace patches of each
+                attributes = body.get("attributes") or {}
+                patches = [{"op": "replace", "path": f"/attributes/{k}", "value": v} for k, v in attributes.items()]
+            out.append(ListingWrite(e.operation, sku, marketplaces, patches, e.status))
+        return out

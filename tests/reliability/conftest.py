@@ -1,5 +1,6 @@
 """Reliability scenarios: each test gets a `scenario` (a seller, the emulator, a wiretap, the invariants) and its row
-goes into the table `python -m reliability` prints (when RELIABILITY_RESULTS names a file)."""
+goes into the table `python -m reliability` prints (when RELIABILITY_RESULTS names a file). A scenario whose body
+passed still fails when a fault it injected was never hit (`Scenario.assert_faults_hit`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import pytest
 
 from reliability.report import Row, append
 from tests.reliability.harness import Scenario
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    outcome = yield
+    scenario = pyfuncitem.funcargs.get("scenario")
+    if isinstance(scenario, Scenario):
+        scenario.assert_faults_hit()
+    return outcome
 
 
 @pytest.hookimpl(wrapper=True)

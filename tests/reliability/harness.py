@@ -4,7 +4,9 @@ the channel pipeline, and the invariants recorded as they are asserted."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,30 @@ from tests.sync.helpers import ALL_ASSETS, MARKETPLACE, seller_dir, spapi_for, s
 
 SELLER = "A3DEMOSELLER01"
 AWS_SECRET = "emulator-aws-secret-access-key"
+# Set in the environment of every run (and looked for everywhere): AWS keys, the seller's own grant (the same token
+# the emulator accepts, so revoking it still bites) and another seller's grant the run must never touch.
+RUN_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIARELIABILITY0TEST",
+    "AWS_SECRET_ACCESS_KEY": "reliability-aws-secret-access-key-0123456789",
+    f"SPAPI_LWA_REFRESH_TOKEN_{SELLER}": EMULATOR_DEFAULTS["refresh_token"],
+    "SPAPI_LWA_REFRESH_TOKEN_A9OTHERSELLER99": "Atzr|reliability-other-seller-grant-0123456789",
+}
+# Invariants a scenario may leave unasserted for a reason the harness can see for itself.
+INVARIANTS = range(1, 7)
+
+
+@contextmanager
+def run_environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class Scenario:
@@ -38,6 +64,7 @@ class Scenario:
         self.retried: dict[str, int] = {}
         self.skus: set[str] = set()
         self._bounds_mark = 0
+        self.runs = 0
 
     # -- setting up -------------------------------------------------------------------------------------------------
     def start(self, **options: Any) -> EmulatorServer:
@@ -76,14 +103,24 @@ class Scenario:
         **kw: Any,
     ) -> dg.ExecuteInProcessResult:
         config = {"poll_initial_seconds": 0.05, **(push or {})}
-        result = dg.materialize(
-            assets or ALL_ASSETS,
-            partition_key=channel,
-            resources={"warehouse": Warehouse(data_dir=str(self.data)), "spapi": spapi or self.spapi()},
-            run_config={"ops": {"listings_submission": {"config": config}, **kw.pop("ops", {})}},
-            raise_on_error=False,
-            **kw,
-        )
+        assets = assets or ALL_ASSETS
+        keys = {key.to_user_string() for a in assets for key in getattr(a, "keys", ())}
+        ops = {"listings_submission": {"config": config}} if "listings_submission" in keys else {}
+        instance = kw.pop("instance", None)
+        with run_environment(RUN_ENV), dg.DagsterInstance.ephemeral() as ephemeral:
+            used = instance or ephemeral
+            result = dg.materialize(
+                assets,
+                partition_key=channel,
+                resources={"warehouse": Warehouse(data_dir=str(self.data)), "spapi": spapi or self.spapi()},
+                run_config={"ops": {**ops, **kw.pop("ops", {})}},
+                raise_on_error=False,
+                instance=used,
+                **kw,
+            )
+            # The run's logs as Dagster stored them (context.log messages, every event's metadata), for invariant 6.
+            self.texts.extend(inv.run_log_texts(used, result.run_id))
+        self.runs += 1
         self.texts.extend(str(event) for event in result.all_events)
         retried = 0
         for event in result.all_events:
@@ -94,6 +131,11 @@ class Scenario:
         self.retried[result.run_id] = retried
         if self.tap is not None:
             self.check_bounds(channel)  # invariant 2 after every run, against that run's files
+        reserved = any(
+            e.is_step_materialization and e.asset_key == dg.AssetKey("reservations") for e in result.all_events
+        )
+        if reserved:  # invariant 3: the run's reservations count each open order of the seller once
+            self._held(3, lambda: inv.reservations_counted_once(self.data, channel))
         return result
 
     # -- invariants -------------------------------------------------------------------------------------------------
@@ -118,16 +160,35 @@ class Scenario:
         assert self.tap is not None
         mark, self._bounds_mark = self._bounds_mark, len(self.tap.exchanges)
         since = mark if since is None else since
-        return self._held(2, lambda: inv.within_bounds(self.data, channel, self.tap, MARKETPLACE[channel], since))
+        checked = self._held(2, lambda: inv.within_bounds(self.data, channel, self.tap, MARKETPLACE[channel], since))
+        self.row.offers_checked += checked
+        return checked
 
     def check_no_double(self) -> None:
+        """Invariant 3 on Amazon's side: no feed content created twice, no patch accepted twice, no order confirmed
+        twice."""
         assert self.tap is not None and self.server is not None
-        self._held(3, lambda: inv.no_double_submission(self.tap, self.server))
 
-    def check_notifications(self, store_path: Path, sent: dict[str, str], queue_left: int) -> int:
-        """Invariant 3 (no NotificationId stored twice) and 4 (every message sent to the queue stored or
-        dead-lettered, the queue drained). Returns the notifications stored."""
-        stored = self._held(3, lambda: inv.no_double_notification(store_path))
+        def check() -> None:
+            inv.no_double_submission(self.tap, self.server)
+            inv.no_double_confirmation(self.server)
+
+        self._held(3, check)
+
+    def check_notifications(
+        self,
+        store_path: Path,
+        sent: dict[str, str],
+        queue_left: int,
+        run_requests: Sequence[dg.RunRequest] | None = None,
+        ticks: int | None = None,
+    ) -> int:
+        """Invariant 3 (with the sensor's `run_requests` over `ticks`: each notification requested at most the runs
+        it should; the reservations half is checked after each run that computes them) and 4 (every message sent to
+        the queue stored or dead-lettered, the queue drained). Returns the notifications stored."""
+        if run_requests is not None:
+            self._held(3, lambda: inv.requested_runs_bounded(store_path, run_requests, ticks or 0))
+        stored = inv.stored_notifications(store_path)
 
         def accounted() -> None:
             inv.notifications_accounted(store_path, sent, queue_left)
@@ -144,7 +205,8 @@ class Scenario:
 
     def secrets(self) -> list[str]:
         tokens = set(self.tap.access_tokens) if self.tap else set()
-        return [EMULATOR_DEFAULTS["client_secret"], EMULATOR_DEFAULTS["refresh_token"], AWS_SECRET, *tokens]
+        env = [v for k, v in RUN_ENV.items() if "SECRET" in k or "TOKEN" in k]
+        return [EMULATOR_DEFAULTS["client_secret"], EMULATOR_DEFAULTS["refresh_token"], AWS_SECRET, *env, *tokens]
 
     def check_secrets(self, extra_texts: list[str] | None = None) -> int:
         # Amazon's own side (the embedded emulator's state under <data>/emulator) is not ours to scan.
@@ -163,15 +225,73 @@ class Scenario:
         self.check_secrets()
         return statuses
 
+    def not_applicable(self, number: int, why: str) -> None:
+        """Mark invariant `number` n/a for this scenario, with the reason shown in the table."""
+        self.row.why_na[str(number)] = why
+
+    # -- faults -----------------------------------------------------------------------------------------------------
+    def injected_faults(self) -> list[dict[str, Any]]:
+        """Every fault this scenario injected: the emulator's (each POST /_emulator/faults the wiretap saw accepted,
+        through `fault()` or `control()`) and the wiretap's own on the document URLs."""
+        if self.tap is None:
+            return []
+        specs = [
+            json.loads(e.body)
+            for e in self.tap.exchanges
+            if e.operation == "control" and e.method == "POST" and e.path == "/_emulator/faults" and e.status == 201
+        ]
+        return specs + self.tap.document_faults()
+
+    def faults_hit(self) -> dict[str, int]:
+        """label → how many requests each injected fault hit (the emulator's `hits`, the wiretap's own counts)."""
+        if self.tap is None or self.server is None:
+            return {}
+        hits = self.control("GET", "/faults")["hits"]
+        out: dict[str, int] = {}
+        for spec in self.injected_faults():
+            kind, operation = spec["kind"], spec.get("operation", "*")
+            status = spec.get("status")
+            label = f"{kind}{'/' + str(status) if status else ''} {operation}"
+            if "hits" in spec:  # the wiretap's
+                count = int(spec["hits"])
+            else:
+                count = sum(h["count"] for h in hits if h["kind"] == kind and operation in ("*", h["operation"]))
+            out[label] = count
+        return out
+
+    def assert_faults_hit(self) -> dict[str, int]:
+        """Record the hits of every injected fault in the row; fail when one was never hit (the scenario did not
+        test what it says)."""
+        hit = self.faults_hit()
+        self.row.faults_hit = hit
+        unused = sorted(label for label, count in hit.items() if count == 0)
+        assert not unused, f"fault(s) injected but never hit: {unused}"
+        return hit
+
     # -- the row ----------------------------------------------------------------------------------------------------
     def finish(self) -> Row:
-        if self.server is not None:
-            for fault in self.server.state.faults.list():
-                self.faults.append(f"(unused: {json.dumps(fault)})")
+        if self.server is not None and not self.row.faults_hit:
+            try:
+                self.row.faults_hit = self.faults_hit()
+            except Exception as exc:  # noqa: BLE001 - the emulator may be gone after a failure; the row still goes out
+                self.row.faults_hit = {f"(hits unreadable: {type(exc).__name__})": 0}
         self.row.faults = "; ".join(self.faults) or "-"
         self.row.skus = len(self.skus)
         if self.tap is not None:
             self.row.requests = self.tap.requests()
             self.row.throttled = self.tap.throttled()
         self.row.retries = sum(self.retried.values())
+        self._reasons()
         return self.row
+
+    def _reasons(self) -> None:
+        """Reasons for the n/a invariants the harness can state as facts; any other stays `no reason given`."""
+        facts = {
+            2: "nothing reached the emulator" if self.tap is None or not self.tap.requests() else None,
+            4: "no notification sent" if not (self.data / "warehouse" / "_notifications.duckdb").exists() else None,
+            6: "no access token issued" if self.tap is not None and not self.tap.access_tokens else None,
+        }
+        for number in INVARIANTS:
+            if number in self.row.applicable or str(number) in self.row.why_na:
+                continue
+            self.row.why_na[str(number)] = facts.get(number) or "no reason given"

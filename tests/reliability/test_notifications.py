@@ -146,7 +146,7 @@ class Queue:
     def check(self) -> int:
         """Invariants 3 (notification part) and 4 for everything sent so far."""
         store = self.scenario.data / "warehouse" / "_notifications.duckdb"
-        return self.scenario.check_notifications(store, self.sent, self.left())
+        return self.scenario.check_notifications(store, self.sent, self.left(), self.run_requests, self.ticks)
 
 
 @pytest.fixture
