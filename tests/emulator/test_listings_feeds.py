@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import time
 import json
+import time
 
 import httpx
 import pytest
@@ -433,8 +433,8 @@ def test_document_transfers_take_latency_drop_and_status_faults_only_when_named(
             break
         time.sleep(0.05)
     assert document.content == b'{"a": 1}'
-    document_id = submit(api, "JSON_LISTINGS_FEED", json.dumps({"header": {"sellerId": SELLER}, "messages": []}).encode())
-    report = wait_feed(api, document_id)["resultFeedDocumentId"]
+    empty = json.dumps({"header": {"sellerId": SELLER, "version": "2.0"}, "messages": []}).encode()
+    report = wait_feed(api, submit(api, "JSON_LISTINGS_FEED", empty))["resultFeedDocumentId"]
     url = api("GET", f"/feeds/2021-06-30/documents/{report}").json()["url"]
     api.control("POST", "/faults", json={"kind": "status", "status": 500, "operation": "*", "count": 1})
     assert httpx.put(created["url"], **put).status_code == 200  # a PUT of the same bytes again: idempotent
