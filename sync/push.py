@@ -13,7 +13,10 @@ again. createFeed is sent once (the client never retries it once it may have rea
 same run does not look for the feed — getFeeds may not list a feed created a moment ago, so it could only adopt, never
 rule out —; the next run's resume does, with getFeeds (one code path with a run that died after createFeed): it adopts
 the earliest feed the ledger does not know whose type and marketplaces are the submission's and that was created since
-it was recorded, and otherwise abandons the submission, so its SKUs are detected again and resent.
+it was recorded, and otherwise abandons the submission, so its SKUs are detected again and resent. A feed that
+cannot be read this run (getFeed, getFeedDocument, the report download or getFeeds failing after the client's
+retries) stays open and its SKUs `pending`; the next run polls it. A patch whose answer is lost after the retries is
+settled by reading the listing back (`_settle_patch`).
 
 The channel's DuckDB file is open only around reads and writes (`Push._open`), never while the push waits on Amazon
 (feed processing, getFeeds, createFeed and the wait for its JSON_LISTINGS_FEED submission slot, patches, read-back):

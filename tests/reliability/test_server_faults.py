@@ -138,7 +138,7 @@ def test_no_fault_baseline(scenario):
 
 
 # -- lost answers: the write reached Amazon, its answer did not come back ---------------------------------------------
-@pytest.mark.parametrize("status", [503, None], ids=["503", "dropped"])
+@pytest.mark.parametrize("status", [503, pytest.param(None, marks=pytest.mark.slow)], ids=["503", "dropped"])
 def test_lost_create_feed_answer_is_adopted_not_resent(scenario, status):
     scenario.start()
     scenario.fault(kind="lost_answer", operation="createFeed", **({"status": status} if status else {}))
@@ -157,6 +157,7 @@ def test_lost_create_feed_answer_is_adopted_not_resent(scenario, status):
     assert hits(scenario) == {("lost_answer", "createFeed"): 1}
 
 
+@pytest.mark.slow
 def test_lost_create_feed_answer_then_a_get_feeds_burst(scenario):
     """The next run cannot look for the feed (getFeeds fails past the retries): the submission stays open, its SKUs
     `pending` again, and the run after adopts the feed."""
@@ -224,7 +225,7 @@ def test_lost_patch_answer_is_never_recorded_as_failed(scenario, case):
     assert scenario.check_final_status(second.run_id)[lost] == "unchanged"
 
 
-@pytest.mark.parametrize("status", [503, None], ids=["503", "dropped"])
+@pytest.mark.parametrize("status", [503, pytest.param(None, marks=pytest.mark.slow)], ids=["503", "dropped"])
 def test_lost_confirm_shipment_answer_confirms_once(scenario, status):
     scenario.start()
     order = scenario.control(
