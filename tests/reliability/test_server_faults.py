@@ -183,7 +183,7 @@ def test_lost_create_feed_answer_then_a_get_feeds_burst(scenario):
 
 LOST_PATCH = [
     # The transport resends the patch (a replace: the second identical one is harmless).
-    pytest.param("retried", id="retried"),
+    pytest.param("retried", marks=pytest.mark.slow, id="retried"),
     # 503s on every attempt but the last, which Amazon applies and whose answer is lost: the retries are spent.
     pytest.param("outlasted", id="outlasted"),
     # ... and the listing cannot be read back either (a burst on getListingsItem): pending, resent next run.
