@@ -178,6 +178,14 @@ class TokenStore:
                 self.access.clear()
             return count
 
+    def expire(self, now: float) -> int:
+        """Every access token still valid expires now (as if their hour ran out); returns how many did."""
+        with self._lock:
+            live = [t for t in self.access.values() if t.expires_at > now]
+            for token in live:
+                token.expires_at = now
+            return len(live)
+
     def restore(self, refresh_token: str | None = None) -> None:
         with self._lock:
             if refresh_token:

@@ -18,15 +18,18 @@ if TYPE_CHECKING:
     from emulator.server import EmulatorOptions
     from emulator.state import EmulatorState
 
-__all__ = ["Fault", "Faults", "handle_control", "FAULT_KINDS"]
+__all__ = ["Fault", "Faults", "handle_control", "FAULT_KINDS", "DOCUMENT_OPERATIONS"]
 
-FAULT_KINDS = {"status", "latency", "drop", "feed_stuck", "feed_fatal", "silent_drop", "lost_answer"}
+FAULT_KINDS = {"status", "latency", "drop", "feed_stuck", "feed_fatal", "silent_drop", "lost_answer", "expire_tokens"}
+# The presigned document transfers (not SP-API operations): `latency`, `drop` and `status` (500/503) reach them only
+# when named, never through operation "*".
+DOCUMENT_OPERATIONS = frozenset({"uploadDocument", "downloadDocument"})
 
 
 @dataclass
 class Fault:
     kind: str
-    operation: str = "*"  # an operationId, or "*" for every SP-API operation
+    operation: str = "*"  # an operationId, "uploadDocument"/"downloadDocument", or "*" for every SP-API operation
     count: int = 1
     status: int | None = None  # kind "status": 429 | 500 | 503; kind "lost_answer": 500 | 503, or None to drop
     latency_ms: int = 0  # kind "latency"
@@ -58,6 +61,10 @@ class Faults:
         )
         if kind == "status" and fault.status not in (429, 500, 503):
             raise InvalidInput("status must be 429, 500 or 503")
+        if fault.operation in DOCUMENT_OPERATIONS and kind not in ("status", "latency", "drop"):
+            raise InvalidInput("document transfers take the kinds status, latency and drop")
+        if fault.operation in DOCUMENT_OPERATIONS and kind == "status" and fault.status not in (500, 503):
+            raise InvalidInput("a document transfer's status must be 500 or 503")
         if kind == "lost_answer" and fault.status not in (None, 500, 503):
             raise InvalidInput("a lost_answer status must be 500 or 503 (none: the connection is dropped)")
         if kind == "latency" and fault.latency_ms <= 0:
@@ -82,9 +89,11 @@ class Faults:
 
     def _take(self, kinds: set[str], operation: str, feed_type: str | None = None) -> list[Fault]:
         taken: list[Fault] = []
+        # "*" means every SP-API operation: a document transfer is hit only by a fault that names it.
+        matching = (operation,) if operation in DOCUMENT_OPERATIONS else ("*", operation)
         with self._lock:
             for fault in list(self._faults):
-                if fault.kind not in kinds or fault.operation not in ("*", operation):
+                if fault.kind not in kinds or fault.operation not in matching:
                     continue
                 if feed_type is not None and fault.feed_type not in (None, feed_type):
                     continue
@@ -98,8 +107,12 @@ class Faults:
         return taken
 
     def take_request(self, operation: str) -> list[Fault]:
-        """Faults that hit this request: latency, then drop or status."""
+        """Faults that hit this request (an SP-API operation or a document transfer): latency, then drop or status."""
         return self._take({"latency", "drop", "status"}, operation)
+
+    def take_expire_tokens(self, operation: str) -> bool:
+        """Whether every access token issued so far expires as this request arrives (a run outliving its token)."""
+        return bool(self._take({"expire_tokens"}, operation))
 
     def take_lost_answer(self, operation: str) -> Fault | None:
         """A fault that lets this request take effect and then loses its answer (an error status, or a drop)."""

@@ -287,6 +287,9 @@ class EmulatorServer:
                 return control.handle_control(self.state, self.options, method, path, query, body)
             if path.startswith("/_s3/spapi-emulator-documents/"):
                 document_id = unquote(path.rsplit("/", 1)[1])
+                faulted = self._document_faults("uploadDocument" if method == "PUT" else "downloadDocument")
+                if faulted is not None:
+                    return faulted
                 return feeds_responses.s3_document(self.state, method, document_id, query, headers, body)
             return self._sp_api(method, raw_path, path, query, headers, body, request_id)
         except _Drop:
@@ -297,6 +300,21 @@ class EmulatorServer:
             log.exception("unhandled error on %s %s", method, raw_path)
             error = InternalFailure()
             return Response(error.status, error.body())
+
+    def _document_faults(self, transfer: str) -> Response | None:
+        """Injected faults on a presigned document transfer, before S3 reads or stores anything: a delay (the
+        transfer then completes: a late upload still stores its bytes), a closed connection (an upload cut off
+        stores nothing) or an S3 error status."""
+        for fault in self.state.faults.take_request(transfer):
+            if fault.kind == "latency":
+                time.sleep(fault.latency_ms / 1000)
+            elif fault.kind == "drop":
+                raise _Drop()
+            elif fault.kind == "status":
+                if fault.status == 503:
+                    return feeds_responses.s3_error(503, "SlowDown", "Please reduce your request rate.")
+                return feeds_responses.s3_error(500, "InternalError", "We encountered an internal error.")
+        return None
 
     def _token(self, method: str, headers: dict[str, str], body: bytes) -> Response:
         if method != "POST":
@@ -342,6 +360,8 @@ class EmulatorServer:
             if problem:
                 error = Unauthorized(details=f"Invalid Signature: {problem}")
                 return Response(error.status, error.body(), error.headers())
+        if self.state.faults.take_expire_tokens(route.operation):
+            self.state.store.tokens.expire(self.clock.now())
         token = self.state.store.tokens.authenticate(headers.get("x-amz-access-token"), route.auth, self.clock.now())
         seller_key = token.seller_id or "grantless"
         if not self.throttler.allow((seller_key, token.client_id, route.operation), route.rate, route.burst):

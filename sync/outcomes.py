@@ -2,8 +2,9 @@
 
 Statuses: `accepted`, `warning` (accepted with a warning), `error` (rejected), `category_restricted` (gated
 category, approval needed), `not_applied` (accepted but Amazon shows other values on read-back), `deferred` (not sent
-this run: quota or credentials ran out; sent next run), `pending` (inside a feed Amazon has not finished; the next
-run polls it) and `unchanged` (nothing to send). Codes: the seed's `category_restricted`, `ResourceNotFound`,
+this run: quota or credentials ran out; sent next run), `pending` (inside a feed Amazon has not finished or that
+could not be read this run: the next run polls it; or a patch whose answer was lost and that could not be read back:
+resent next run) and `unchanged` (nothing to send). Codes: the seed's `category_restricted`, `ResourceNotFound`,
 `InvalidInput`, `QuotaExceeded`, `Unauthorized`, else Amazon's own code; Amazon's raw code stays in the message.
 """
 

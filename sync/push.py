@@ -13,7 +13,10 @@ again. createFeed is sent once (the client never retries it once it may have rea
 same run does not look for the feed — getFeeds may not list a feed created a moment ago, so it could only adopt, never
 rule out —; the next run's resume does, with getFeeds (one code path with a run that died after createFeed): it adopts
 the earliest feed the ledger does not know whose type and marketplaces are the submission's and that was created since
-it was recorded, and otherwise abandons the submission, so its SKUs are detected again and resent.
+it was recorded, and otherwise abandons the submission, so its SKUs are detected again and resent. A feed that
+cannot be read this run (getFeed, getFeedDocument, the report download or getFeeds failing after the client's
+retries) stays open and its SKUs `pending`; the next run polls it. A patch whose answer is lost after the retries is
+settled by reading the listing back (`_settle_patch`).
 
 The channel's DuckDB file is open only around reads and writes (`Push._open`), never while the push waits on Amazon
 (feed processing, getFeeds, createFeed and the wait for its JSON_LISTINGS_FEED submission slot, patches, read-back):
@@ -45,7 +48,7 @@ import pyarrow as pa
 from feeds.flat_files import PRICE_QUANTITY, write_flat_file
 from feeds.listings_json import FEED_TYPE, MAX_MESSAGES, listings_feed_documents
 from resources.archive import write_report
-from resources.spapi import FeedPolling, SpApiClient, SpApiError, Throttled, Unauthorized
+from resources.spapi import FeedPolling, ServerError, SpApiClient, SpApiError, SpApiTimeout, Throttled, Unauthorized
 from resources.spapi._feeds import JSON_CONTENT_TYPE, TSV_CONTENT_TYPE
 from seller.config import Channel
 from seller.marketplaces import FBA_CHANNEL_CODE
@@ -320,7 +323,13 @@ class Push:
                 [self.channel.name],
             )
         for sub in open_submissions:
-            feed_id = sub["feed_id"] or self._adopt(sub)
+            try:
+                feed_id = sub["feed_id"] or self._adopt(sub)
+            except SpApiError as exc:
+                # getFeeds failed past the client's retries: the submission stays open for the next run to look.
+                log.warning("feed submission %s: getFeeds failed (%s); looked for next run", sub["submission_id"], exc)
+                self._left_open(sub["submission_id"], "feed_unconfirmed", f"getFeeds failed ({exc.code})")
+                continue
             if feed_id is None:
                 # Died before createFeed answered and Amazon shows no such feed: its SKUs are detected again.
                 self._set_status(sub["submission_id"], "abandoned")
@@ -528,6 +537,13 @@ class Push:
                 row["sku"], "pending", "feed_unconfirmed", f"createFeed not confirmed ({exc.code}); checked next run"
             )
 
+    def _left_open(self, submission_id: str, code: str, reason: str) -> None:
+        """The submission stays open in the ledger for the next run; its SKUs are `pending` this run."""
+        with self._open() as con:
+            items = _rows(con, "SELECT sku FROM submission_items WHERE submission_id = ?", [submission_id])
+        for row in items:
+            self.outcomes[row["sku"]] = Outcome(row["sku"], "pending", code, f"{reason}; checked next run")
+
     def _not_submitted(self, first: int, last: int, exc: SpApiError) -> None:
         """Documents after a failed submission are not sent this run: their SKUs are `deferred`."""
         with self._open() as con:
@@ -548,9 +564,17 @@ class Push:
                 [submission_id],
             )
         by_message = {row["message_id"]: row["sku"] for row in items}
-        result = self.client.finish_feed(
-            feed_id, marketplace_ids=[self.channel.marketplace_id], polling=self.settings.polling
-        )
+        try:
+            result = self.client.finish_feed(
+                feed_id, marketplace_ids=[self.channel.marketplace_id], polling=self.settings.polling
+            )
+        except SpApiError as exc:
+            # getFeed, getFeedDocument or the report download failed past the client's retries (a burst of 5xx, a
+            # throttle, a dropped connection): the feed exists on Amazon's side, so it stays open in the ledger and
+            # the next run polls it, as after a crash.
+            log.warning("feed %s not read this run (%s); polled next run", feed_id, exc)
+            self._left_open(submission_id, "feed_unread", f"feed {feed_id}: {exc.code} in {exc.operation}")
+            return
         if result.stuck:
             for row in items:
                 self.outcomes[row["sku"]] = Outcome(
@@ -585,12 +609,37 @@ class Push:
                 stop = from_error(sku, exc)
                 self.outcomes[sku] = stop
                 continue
+            except (ServerError, SpApiTimeout) as exc:
+                # The answer was lost (5xx or no answer past the client's retries): Amazon may have applied the
+                # patch. A patch is a replace, so reading the listing back tells.
+                self.outcomes[sku] = self._settle_patch(sku, row, exc)
+                continue
             except SpApiError as exc:
                 self.outcomes[sku] = from_error(sku, exc)
                 continue
             self.summary.patches_sent += 1
             self.outcomes[sku] = from_issues(sku, answer)
             self.sent[sku] = {**row, "via": f"patch:{answer.get('submissionId', '')}"}
+
+    def _settle_patch(self, sku: str, row: dict[str, Any], exc: SpApiError) -> Outcome:
+        """A patch whose answer was lost, settled with getListingsItem: `accepted` when Amazon shows the values sent
+        (then recorded as sent and published), the patch's error when it shows others (nothing applied: resent next
+        run), `pending` when the listing cannot be read either (resent next run: a replace is harmless twice)."""
+        try:
+            item = self.client.get_listings_item(sku, [self.channel.marketplace_id], included_data=["attributes"])
+        except SpApiError as unread:
+            return Outcome(
+                sku,
+                "pending",
+                "answer_lost",
+                f"patchListingsItem answered {exc.code}, getListingsItem {unread.code}: resent next run",
+            )
+        self.summary.read_back += 1
+        if self._differs(row, item.get("attributes") or {}) is not None:
+            return from_error(sku, exc)
+        self.sent[sku] = {**row, "via": "patch:read-back"}
+        shown = f"patchListingsItem answered {exc.code}; getListingsItem shows it applied"
+        return Outcome(sku, "accepted", None, shown)
 
     # -- read-back --------------------------------------------------------------------------------------------------
     def _read_back(self) -> None:

@@ -180,7 +180,7 @@ def get_feeds(req: Request) -> Response:
 
 
 # --- the S3 side (not SP-API: no token, no throttling) ----------------------------------------------------------------
-def _s3_error(status: int, code: str, message: str) -> Response:
+def s3_error(status: int, code: str, message: str) -> Response:
     xml = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
     return Response(status, xml.encode(), content_type="application/xml")
 
@@ -192,21 +192,21 @@ def s3_document(
     with state.lock:
         document = state.store.documents.get(document_id)
         if document is None:
-            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+            return s3_error(404, "NoSuchKey", "The specified key does not exist.")
         problem = check_signature(document_id, method, query, state.clock.now())
         if problem == "AccessDenied":
-            return _s3_error(403, "AccessDenied", "Request has expired")
+            return s3_error(403, "AccessDenied", "Request has expired")
         if problem:
-            return _s3_error(
+            return s3_error(
                 403,
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
             )
         if method == "PUT":
             if document.kind != "input":
-                return _s3_error(403, "AccessDenied", "Access Denied")
+                return s3_error(403, "AccessDenied", "Access Denied")
             if headers.get("content-type", "") != document.content_type:
-                return _s3_error(
+                return s3_error(
                     403,
                     "SignatureDoesNotMatch",
                     "The Content-Type header does not match the contentType given to createFeedDocument.",
@@ -217,7 +217,7 @@ def s3_document(
                 200, b"", headers={"ETag": f'"{abs(hash(body)) & 0xFFFFFFFF:08x}"'}, content_type="application/xml"
             )
         if document.content is None:
-            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+            return s3_error(404, "NoSuchKey", "The specified key does not exist.")
         headers_out = {}
         if document.compressed and (query.get("response-content-encoding") or [""])[0] == "gzip":
             headers_out["Content-Encoding"] = "gzip"

@@ -756,9 +756,17 @@ class SpApiClient(FeedsMixin):
     # -- documents (presigned URLs; no SP-API token, no throttle) ----------------------------------------------------
     def upload_document(self, url: str, content: bytes, content_type: str) -> None:
         """PUT `content` to a presigned feed-document URL with exactly `content_type` (Amazon rejects any other)."""
-        response = self._documents_http.put(
-            url, content=content, headers={"Content-Type": content_type}, extensions={"spapi_label": "uploadDocument"}
-        )
+        try:
+            # Retried by the transport like any call: a PUT of the same bytes to the same URL is idempotent.
+            response = self._documents_http.put(
+                url,
+                content=content,
+                headers={"Content-Type": content_type},
+                extensions={"spapi_label": "uploadDocument"},
+            )
+        except httpx.TransportError as exc:
+            reason = type(exc).__name__
+            raise SpApiTimeout(f"document upload failed ({reason})", operation="uploadFeedDocument") from None
         if response.status_code >= 300:
             raise SpApiError(
                 f"document upload failed: HTTP {response.status_code}: {self.redact(response.text[:300])}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import httpx
 import pytest
@@ -411,3 +412,60 @@ def test_lost_answer_applies_the_write_then_loses_its_answer(api):
     assert len(after) == len(before) + 1
     hits = {(h["kind"], h["operation"]): h["count"] for h in api.control("GET", "/faults")["hits"]}
     assert hits[("lost_answer", "patchListingsItem")] == 1 and hits[("lost_answer", "createFeed")] == 1
+
+
+def test_document_transfers_take_latency_drop_and_status_faults_only_when_named(api):
+    created = api("POST", "/feeds/2021-06-30/documents", json={"contentType": "application/json"}).json()
+    document = api.server.state.store.documents[created["feedDocumentId"]]
+    put = {"content": b'{"a": 1}', "headers": {"Content-Type": "application/json"}}
+    api.control("POST", "/faults", json={"kind": "drop", "operation": "uploadDocument"})
+    with pytest.raises(httpx.TransportError):  # cut off: nothing stored
+        httpx.put(created["url"], **put)
+    assert document.content is None
+    api.control("POST", "/faults", json={"kind": "status", "status": 503, "operation": "uploadDocument"})
+    slow_down = httpx.put(created["url"], **put)
+    assert slow_down.status_code == 503 and b"<Code>SlowDown</Code>" in slow_down.content
+    api.control("POST", "/faults", json={"kind": "latency", "latency_ms": 300, "operation": "uploadDocument"})
+    with pytest.raises(httpx.ReadTimeout):  # the caller gives up; the late upload still lands
+        httpx.put(created["url"], timeout=0.1, **put)
+    for _ in range(50):
+        if document.content is not None:
+            break
+        time.sleep(0.05)
+    assert document.content == b'{"a": 1}'
+    empty = json.dumps({"header": {"sellerId": SELLER, "version": "2.0"}, "messages": []}).encode()
+    report = wait_feed(api, submit(api, "JSON_LISTINGS_FEED", empty))["resultFeedDocumentId"]
+    url = api("GET", f"/feeds/2021-06-30/documents/{report}").json()["url"]
+    api.control("POST", "/faults", json={"kind": "status", "status": 500, "operation": "*", "count": 1})
+    assert httpx.put(created["url"], **put).status_code == 200  # a PUT of the same bytes again: idempotent
+    api.control("POST", "/faults", json={"kind": "status", "status": 500, "operation": "downloadDocument"})
+    assert httpx.get(url).status_code == 500
+    api.control("POST", "/faults", json={"kind": "drop", "operation": "downloadDocument"})
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url)
+    assert httpx.get(url).status_code == 200
+    faults = api.control("GET", "/faults")
+    # the "*" fault is for SP-API operations: still pending after the document transfers
+    assert [(f["kind"], f["operation"]) for f in faults["faults"]] == [("status", "*")]
+    hits = {(h["kind"], h["operation"]): h["count"] for h in faults["hits"]}
+    assert hits == {
+        ("drop", "uploadDocument"): 1,
+        ("status", "uploadDocument"): 1,
+        ("latency", "uploadDocument"): 1,
+        ("status", "downloadDocument"): 1,
+        ("drop", "downloadDocument"): 1,
+    }
+    bad = httpx.post(api.server.url + "/_emulator/faults", json={"kind": "lost_answer", "operation": "uploadDocument"})
+    assert bad.status_code == 400
+
+
+def test_expire_tokens_fault_expires_every_issued_token_as_the_named_operation_arrives(api):
+    path = f"{ITEMS}/SKU-0000001"
+    params = {"marketplaceIds": US}
+    api.control("POST", "/faults", json={"kind": "expire_tokens", "operation": "getListingsItem"})
+    assert api("GET", "/feeds/2021-06-30/feeds", params={"feedTypes": "JSON_LISTINGS_FEED"}).status_code == 200
+    denied = api("GET", path, params=params)
+    assert denied.status_code == 403 and denied.json()["errors"][0]["code"] == "Unauthorized"
+    assert Api(api.server)("GET", path, params=params).status_code in (200, 404)  # a fresh token works
+    hits = {(h["kind"], h["operation"]): h["count"] for h in api.control("GET", "/faults")["hits"]}
+    assert hits == {("expire_tokens", "getListingsItem"): 1}

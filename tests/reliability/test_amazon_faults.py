@@ -3,9 +3,14 @@ fast publishing nothing), nothing leaves the floor/ceiling, and the next run con
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 
+from assets.listings import create_listing_job
+from assets.shipments import shipment_confirmations
 from resources.spapi.operations import OPERATIONS
+from resources.warehouse import Warehouse
+from tests.notifications.helpers import SELLER, enable
 from tests.sync.helpers import MARKETPLACE, query
 
 FEED = {"feed_threshold": 0}
@@ -29,19 +34,29 @@ def change_master(scenario, old: str, new: str) -> None:
 
 
 # -- auth -------------------------------------------------------------------------------------------------------------
+def hits(scenario) -> dict[tuple[str, str], int]:
+    """(kind, operation) → how often the emulator's faults hit it (proof the scenario's fault was injected)."""
+    return {(h["kind"], h["operation"]): h["count"] for h in scenario.control("GET", "/faults")["hits"]}
+
+
 def test_access_token_expiring_mid_run(scenario):
     scenario.start()
-    first = scenario.run()
-    assert first.success
-    # The client's cached token (valid for another ~hour by its own clock) dies on Amazon's side.
-    scenario.control("POST", "/clock/advance", json={"seconds": 3700})
-    scenario.note_fault("access token expired (clock +3700 s)")
-    change_master(scenario, "FBM-1,7,15.00", "FBM-1,6,15.00")
-    second = scenario.run(spapi=scenario.spapi())
-    assert second.success
-    assert [e.status for e in scenario.tap.api() if e.status in (401, 403)], "the expired token was never refused"
-    statuses = scenario.check_all(second.run_id)
+    # Amazon expires every access token it issued as the run's first patch arrives: the pulls before it used the
+    # token (valid for another ~hour by the client's own clock), the patches after it need a new one.
+    scenario.fault("access token expired mid-run", kind="expire_tokens", operation="patchListingsItem")
+    run = scenario.run(spapi=scenario.spapi())
+    assert run.success
+    api = scenario.tap.api()
+    first_patch = next(n for n, e in enumerate(api) if e.operation == "patchListingsItem")
+    before = {e.operation for e in api[:first_patch] if e.status == 200}
+    assert {"getInventorySummaries", "getItemOffersBatch"} <= before, "the token served calls earlier in the run"
+    refused = [(e.operation, e.status) for e in api if e.status in (401, 403)]
+    assert refused == [("patchListingsItem", 403)], refused
+    assert len(scenario.tap.calls("token")) == 2, "one token for the run, then exactly one refresh"
+    assert hits(scenario) == {("expire_tokens", "patchListingsItem"): 1}
+    statuses = scenario.check_all(run.run_id)
     assert statuses["FBM-1"] == "accepted"
+    assert "deferred" not in statuses.values(), statuses
 
 
 def revoke(scenario):
@@ -157,8 +172,110 @@ def test_429_storm_on_every_operation(scenario, path):
     assert first.success
     used = {e.operation for e in scenario.tap.api() if e.status == 429}
     assert expected <= used, f"429s not met on {sorted(expected - used)}"
+    met = hits(scenario)
+    assert all(met.get(("status", op)) == 2 for op in expected), met
     statuses = scenario.check_all(first.run_id)
     assert "deferred" not in statuses.values()
+
+
+# The operations the pipeline calls beyond the channel run's 8: the feed resume path, create_listing_job, shipments,
+# enable_channel and the notification wiring (notification_setup_job calls the same ensure_subscriptions).
+OTHER_OPS = [
+    "getFeeds",
+    "cancelFeed",
+    "putListingsItem",
+    "getListingsRestrictions",
+    "getOrderItems",
+    "confirmShipment",
+    "getOrder",
+    "getMarketplaceParticipations",
+    "getDestinations",
+    "createDestination",
+    "getSubscription",
+    "createSubscription",
+]
+
+
+@pytest.mark.slow
+def test_429_storm_on_every_other_operation(scenario, moto_sqs, monkeypatch):
+    monkeypatch.setenv("SALES_CHANNEL_SQS_ENDPOINT", moto_sqs)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    master = scenario.data / "master_inventory.csv"
+    master.write_text(master.read_text(encoding="utf-8") + "NEW-1,5,19.99,,,099999999993,UPC,Acme,Acme Pan,PRODUCT\n")
+    scenario.start()
+    for operation in OTHER_OPS:
+        scenario.control("POST", "/faults", json={"kind": "status", "status": 429, "operation": operation, "count": 2})
+    scenario.note_fault(f"429×2 on each of {len(OTHER_OPS)} operations")
+    plans = {
+        op: {"rate": OPERATIONS[op].rate * 1000, "burst": OPERATIONS[op].burst} for op in [*PIPELINE_OPS, *OTHER_OPS]
+    }
+    spapi = scenario.spapi(max_attempts=4, usage_plans=plans)
+
+    # enable_channel: getMarketplaceParticipations, then the destination and the three subscriptions.
+    with dg.instance_for_test() as instance:
+        enable("us", spapi, instance)
+    assert sorted(t for (s, t) in scenario.server.state.store.subscriptions if s == SELLER) == [
+        "ANY_OFFER_CHANGED",
+        "FBA_INVENTORY_AVAILABILITY_CHANGES",
+        "ORDER_CHANGE",
+    ]
+
+    # The feed resume path: createFeed's answer is lost and the feed sticks IN_QUEUE; the next run finds it with
+    # getFeeds, cancels it past its deadline (cancelFeed) and resends its SKUs.
+    scenario.control("POST", "/faults", json={"kind": "feed_stuck", "operation": "createFeed"})
+    scenario.control("POST", "/faults", json={"kind": "lost_answer", "operation": "createFeed", "status": 503})
+    push = {**FEED, "poll_max_wait_seconds": 0.5}
+    lost = scenario.run(spapi=spapi, push=push)
+    assert lost.success
+    assert set(scenario.check_final_status(lost.run_id).values()) == {"pending"}
+    resumed = scenario.run(spapi=spapi, push=push)
+    assert resumed.success
+    statuses = scenario.check_all(resumed.run_id)
+    assert set(statuses.values()) <= {"accepted", "category_restricted", "error"}, statuses
+    assert [f.status for f in scenario.server.state.store.feeds.values()].count("CANCELLED") == 1
+
+    # create_listing_job: getListingsRestrictions (an ASIN is given), putListingsItem (preview, then the listing).
+    listed = create_listing_job.execute_in_process(
+        run_config={
+            "ops": {
+                "create_listing_op": {
+                    "config": {"channel": "us", "sku": "NEW-1", "product_type": "PRODUCT", "asin": "B000000002"}
+                }
+            }
+        },
+        resources={"warehouse": Warehouse(data_dir=str(scenario.data)), "spapi": spapi},
+        raise_on_error=False,
+    )
+    assert listed.success
+    assert query(scenario.data, "us", "SELECT status FROM listing_mappings WHERE sku = 'NEW-1'") == [("accepted",)]
+
+    # Shipments: getOrderItems, confirmShipment (its answer lost), getOrder to settle it.
+    order = scenario.control(
+        "POST", "/orders", json={"marketplaceId": MARKETPLACE["us"], "items": [{"sku": "FBM-1", "quantity": 1}]}
+    )
+    (scenario.data / "shipments.csv").write_text(
+        "channel,order_id,carrier_code,carrier_name,tracking_number,ship_date,shipping_method\n"
+        f"us,{order['orderId']},UPS,,1Z999AA10123456784,2026-11-29T14:00:00+00:00,Ground\n",
+        encoding="utf-8",
+    )
+    scenario.control("POST", "/faults", json={"kind": "lost_answer", "operation": "confirmShipment", "status": 503})
+    shipped = dg.materialize(
+        [shipment_confirmations],
+        partition_key="us",
+        resources={"warehouse": Warehouse(data_dir=str(scenario.data)), "spapi": spapi},
+    )
+    assert shipped.success
+    assert query(scenario.data, "us", "SELECT status FROM shipment_confirmations") == [("confirmed",)]
+    assert len(scenario.server.state.store.orders[order["orderId"]].shipments) == 1
+
+    met = hits(scenario)
+    missed = [op for op in OTHER_OPS if met.get(("status", op)) != 2]
+    assert not missed, f"429 storm not met on {missed}: {met}"
+    throttled = {e.operation for e in scenario.tap.api() if e.status == 429}
+    assert set(OTHER_OPS) <= throttled
+    assert scenario.server.state.faults.list() == []
+    scenario.check_secrets()
 
 
 def test_daily_cap_reached_mid_run(scenario):
