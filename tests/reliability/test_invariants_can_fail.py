@@ -272,6 +272,15 @@ def test_an_order_confirmed_twice_is_caught(tapped, client):
         inv.no_double_confirmation(server)
 
 
+def test_the_same_patch_accepted_twice_is_caught(tapped):
+    _, server, tap = tapped
+    patch(server, "FBM-1", [offer("15.00")])
+    inv.no_double_submission(tap, server)
+    patch(server, "FBM-1", [offer("15.00")])
+    with pytest.raises(AssertionError, match=r"identical patches accepted more than once for \['FBM-1'\]"):
+        inv.no_double_submission(tap, server)
+
+
 def materialize_reservations(data) -> None:
     result = dg.materialize([reservations], partition_key="us", resources={"warehouse": Warehouse(data_dir=str(data))})
     assert result.success
@@ -313,6 +322,34 @@ def test_a_notification_requesting_runs_twice_is_caught(tmp_path):
         inv.requested_runs_bounded(store, [*once, request("us", 2, "k-us-again")], ticks=2)
     with pytest.raises(AssertionError, match=r"us/inventory_job: 2 runs requested in 1 tick"):
         inv.requested_runs_bounded(store, [*once[1:], request("us", 1, "a"), request("us", 1, "b")], ticks=1)
+
+
+# -- 4: every notification applied or dead-lettered ----------------------------------------------------------------
+def test_a_notification_neither_stored_nor_dead_lettered_is_caught(tmp_path):
+    data = seller_dir(tmp_path)
+    stored = order_change("111-0000001-0000001", "Unshipped", "2026-11-29T10:00:00Z", [("FBM-1", 1)])
+    lost = order_change("111-0000002-0000001", "Unshipped", "2026-11-29T10:01:00Z", [("FBM-1", 1)])
+    store_orders(data, [stored])
+    store = data / "warehouse" / "_notifications.duckdb"
+    sent = {json.dumps(stored): stored["NotificationMetadata"]["NotificationId"]}
+    inv.notifications_accounted(store, sent, queue_left=0)
+    sent[json.dumps(lost)] = lost["NotificationMetadata"]["NotificationId"]
+    with pytest.raises(AssertionError, match=r"invariant 4: 1 message\(s\) neither applied nor dead-lettered"):
+        inv.notifications_accounted(store, sent, queue_left=0)
+
+
+# -- 5: convergence, on the patch path and the feed path -------------------------------------------------------------
+@pytest.mark.parametrize("path", ["patch", "feed"])
+def test_an_offer_accepted_but_not_applied_is_caught(tapped, tmp_path, path):
+    data, server, _ = tapped
+    spapi = spapi_for(server, tmp_path)
+    operation = "patchListingsItem" if path == "patch" else "createFeed"
+    # Amazon answers ACCEPTED (a DONE report for the feed) and applies nothing; a read-back sample of 0 lets it pass.
+    httpx.post(f"{server.url}/_emulator/faults", json={"kind": "silent_drop", "operation": operation}, timeout=10)
+    push = {"readback_sample": 0, **({"feed_threshold": 0} if path == "feed" else {})}
+    result = run(data, "us", spapi, push=push)
+    with pytest.raises(AssertionError, match=r"invariant 5: .*price on Amazon"):
+        inv.converged(data, "us", result.run_id, server, US, SELLER)
 
 
 # -- 6: secrets in the run's event log -------------------------------------------------------------------------------
