@@ -285,7 +285,7 @@ def reached_amazon(tap: Wiretap, marketplace_id: str, since: int = 0) -> Sent:
         offer, wrong = _offer(write.sku, write.patches, write.marketplace_ids, marketplace_id, write.operation)
         problems += wrong
         if offer is not None:
-            offers.append(offer)
+            offers.append({**offer, "at": write.at})
         if write.operation == "patchListingsItem" and marketplace_id in write.marketplace_ids or offer is not None:
             requests += 1
     documents = tap.documents()
@@ -308,7 +308,7 @@ def reached_amazon(tap: Wiretap, marketplace_id: str, since: int = 0) -> Sent:
                 )
                 problems += wrong
                 if offer is not None:
-                    offers.append(offer)
+                    offers.append({**offer, "at": feed.at})
                     read += 1
         may_have_applied = feed.status is None or feed.status < 400 or feed.status >= 500
         if not read and may_have_applied:
@@ -340,25 +340,32 @@ def _master_as_of(data: Path) -> datetime | None:
 
 
 def seller_reservations(
-    data: Path, channel: str, channels: Mapping[str, Channel] | None = None
+    data: Path, channel: str, channels: Mapping[str, Channel] | None = None, known_at: datetime | None = None
 ) -> dict[str, dict[str, int]]:
     """sku → {order id → units} held by the open FBM orders of the channel's SELLER (all its channels), recomputed
     from the notification store's ORDER_CHANGE rows: per order the latest state (event time, then publish time, then
-    the more final status), items from its latest notification that lists items; open = an open status, MFN, placed
-    after the master file was written. No store: nothing reserved."""
+    the more final status), items from its latest notification that lists items; open = an open status, MFN, not
+    released by the master file (written after we stored the order's latest notification). `known_at`: only the
+    notifications stored by then count (what the pipeline could know when an offer left). No store: nothing."""
+    return _reservations_from(_order_rows(data, channel, channels), _master_as_of(data), known_at)
+
+
+def _order_rows(data: Path, channel: str, channels: Mapping[str, Channel] | None) -> tuple[list[tuple], list[tuple]]:
+    """The ORDER_CHANGE rows of the channel's seller (with when each was stored) and their items."""
     store = _store_path(data)
     if not store.exists():
-        return {}
+        return [], []
     config = _channels(channels)
     seller = [name for name, c in config.items() if c.seller_id == config[channel].seller_id]
     con = duckdb.connect(str(store), read_only=True)
     try:
-        tables = _tables(con)
-        if not {"order_changes", "order_change_items"} <= tables:
-            return {}
+        if not {"order_changes", "order_change_items", "notifications"} <= _tables(con):
+            return [], []
         changes = con.execute(
-            "SELECT amazon_order_id, order_status, fulfillment_type, purchase_date, event_time, publish_time, "
-            "notification_id FROM order_changes WHERE list_contains($c::VARCHAR[], channel)",
+            "SELECT c.amazon_order_id, c.order_status, c.fulfillment_type, c.event_time, c.publish_time, "
+            "c.notification_id, n.received_at FROM order_changes c JOIN notifications n "
+            "ON n.notification_id = c.notification_id AND n.channel = c.channel "
+            "WHERE list_contains($c::VARCHAR[], c.channel)",
             {"c": seller},
         ).fetchall()
         items = con.execute(
@@ -367,27 +374,37 @@ def seller_reservations(
         ).fetchall()
     finally:
         con.close()
+    return changes, items
+
+
+def _reservations_from(
+    rows: tuple[list[tuple], list[tuple]], as_of: datetime | None, known_at: datetime | None
+) -> dict[str, dict[str, int]]:
+    changes, items = rows
     by_notification: dict[str, list[tuple[str, int]]] = {}
     for nid, sku, quantity in items:
         by_notification.setdefault(nid, []).append((sku, int(quantity)))
     latest: dict[str, tuple] = {}
     latest_items: dict[str, tuple] = {}
-    for order_id, status, fulfillment, placed, event, publish, nid in changes:
+    stored: dict[str, datetime] = {}
+    for order_id, status, fulfillment, event, publish, nid, received in changes:
+        if known_at is not None and received > known_at:
+            continue
+        stored[order_id] = max(stored.get(order_id, received), received)
         rank = _STATUS_RANK.index(status) + 1 if status in _STATUS_RANK else 0
         key = (event, publish, rank, nid)
         if order_id not in latest or key > latest[order_id][0]:
-            latest[order_id] = (key, status, fulfillment, placed or event)
+            latest[order_id] = (key, status, fulfillment)
         if nid in by_notification and (
             order_id not in latest_items or (event, publish, nid) > latest_items[order_id][0]
         ):
             latest_items[order_id] = ((event, publish, nid), by_notification[nid])
-    as_of = _master_as_of(data)
     held: dict[str, dict[str, int]] = {}
-    for order_id, (_, status, fulfillment, placed) in latest.items():
+    for order_id, (_, status, fulfillment) in latest.items():
         if status not in OPEN_ORDER_STATUSES or (fulfillment or "MFN") != "MFN" or order_id not in latest_items:
             continue
-        if as_of is not None and placed <= as_of:
-            continue
+        if as_of is not None and as_of > stored[order_id]:
+            continue  # the master was written after the order's last notification reached us: it counts the order
         for sku, quantity in latest_items[order_id][1]:
             held.setdefault(sku, {})
             held[sku][order_id] = held[sku].get(order_id, 0) + quantity
@@ -424,7 +441,17 @@ def within_bounds(
             master = dict(con.execute("SELECT sku, quantity FROM master_inventory").fetchall())
         finally:
             con.close()
-    reserved = {sku: sum(orders.values()) for sku, orders in seller_reservations(data, channel, channels).items()}
+    # The bound of an offer is what the seller's orders held when its request reached Amazon: an order stored after
+    # the offer left could not have lowered it (that is the next run's job, checked on that run's own offers).
+    rows, as_of = _order_rows(data, channel, channels), _master_as_of(data)
+    by_time: dict[float, dict[str, int]] = {}
+
+    def reserved_at(at: float) -> dict[str, int]:
+        if at not in by_time:
+            held = _reservations_from(rows, as_of, datetime.fromtimestamp(at, UTC) if at else None)
+            by_time[at] = {sku: sum(orders.values()) for sku, orders in held.items()}
+        return by_time[at]
+
     sent = reached_amazon(tap, marketplace_id, since)
     problems = list(sent.problems)
     for offer in sent.offers:
@@ -445,7 +472,7 @@ def within_bounds(
             elif sku not in master:
                 problems.append(f"{sku}: quantity {offer['quantity']} sent for a SKU not in master_inventory")
             else:
-                held = int(reserved.get(sku) or 0)
+                held = int(reserved_at(offer.get("at", 0.0)).get(sku) or 0)
                 limit = max(int(master[sku]) - held, 0)
                 if int(offer["quantity"]) > limit:
                     problems.append(
@@ -521,22 +548,40 @@ def no_double_confirmation(server: EmulatorServer) -> int:
     return sum(len(p) for p in orders.values())
 
 
-def reservations_counted_once(data: Path, channel: str, channels: Mapping[str, Channel] | None = None) -> int:
+def step_window(instance: dg.DagsterInstance, run_id: str, step: str) -> tuple[datetime, datetime] | None:
+    """When `step` of the run started and succeeded (its events' timestamps in the instance's event log)."""
+    times = {
+        entry.dagster_event.event_type_value: datetime.fromtimestamp(entry.timestamp, UTC)
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is not None and entry.step_key == step
+    }
+    start, end = times.get("STEP_START"), times.get("STEP_SUCCESS")
+    return (start, end) if start and end else None
+
+
+def reservations_counted_once(
+    data: Path,
+    channel: str,
+    channels: Mapping[str, Channel] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> int:
     """The channel's `reservations` table (what the run subtracted) holds each open order of the seller once: per SKU
-    the units and orders of `seller_reservations` exactly, no order counted twice (nor dropped). Returns the orders
+    the units and orders of `seller_reservations` exactly, no order counted twice (nor dropped). `window`: when the
+    step that wrote the table ran; a notification stored meanwhile may or may not have been read, so the table must
+    match the store as of one of the moments in the window (as of its end without one). Returns the orders
     counted."""
-    expected = seller_reservations(data, channel, channels)
-    con = _connect(data, channel)
-    try:
-        assert "reservations" in _tables(con), f"invariant 3: channel {channel} has no reservations table"
-        table = {
-            sku: (int(units), int(orders))
-            for sku, units, orders in con.execute(
-                "SELECT sku, reserved_quantity, open_orders FROM reservations"
-            ).fetchall()
-        }
-    finally:
-        con.close()
+    rows, as_of = _order_rows(data, channel, channels), _master_as_of(data)
+    moments: list[datetime | None] = [None]
+    if window is not None:
+        start, end = window
+        stored = sorted({r[6] for r in rows[0] if start < r[6] < end})
+        moments = [end, start, *stored]
+    candidates = [_reservations_from(rows, as_of, moment) for moment in moments]
+    table = _reservations_table(data, channel)
+    for expected in candidates:
+        if table == {sku: (sum(o.values()), len(o)) for sku, o in expected.items()}:
+            return sum(len(v) for v in expected.values())
+    expected = candidates[0]
     problems = []
     for sku in sorted(set(table) | set(expected)):
         units, orders = table.get(sku, (0, 0))
@@ -550,6 +595,20 @@ def reservations_counted_once(data: Path, channel: str, channels: Mapping[str, C
             )
     assert not problems, f"invariant 3: channel {channel}: " + "; ".join(problems)
     return sum(len(v) for v in expected.values())
+
+
+def _reservations_table(data: Path, channel: str) -> dict[str, tuple[int, int]]:
+    con = _connect(data, channel)
+    try:
+        assert "reservations" in _tables(con), f"invariant 3: channel {channel} has no reservations table"
+        return {
+            sku: (int(units), int(orders))
+            for sku, units, orders in con.execute(
+                "SELECT sku, reserved_quantity, open_orders FROM reservations"
+            ).fetchall()
+        }
+    finally:
+        con.close()
 
 
 def stored_notifications(store_path: Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -24,6 +25,7 @@ class Exchange:
     query: dict[str, list[str]]
     body: bytes
     status: int | None  # None: the connection was dropped
+    at: float = field(default_factory=time.time)  # when the request reached the emulator (epoch seconds, our clock)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class FeedRequest:
     marketplace_ids: list[str]
     document_id: str  # inputFeedDocumentId
     status: int | None
+    at: float = 0.0  # when the createFeed request reached the emulator
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class ListingWrite:
     marketplace_ids: list[str]  # the request's marketplaceIds query
     patches: list[dict[str, Any]]
     status: int | None
+    at: float = 0.0  # when the request reached the emulator
 
 
 @dataclass
@@ -186,6 +190,7 @@ class Wiretap:
                     [str(m) for m in body.get("marketplaceIds") or []],
                     str(body.get("inputFeedDocumentId") or ""),
                     e.status,
+                    e.at,
                 )
             )
         return out
@@ -211,5 +216,5 @@ class Wiretap:
             else:  # a put carries whole attributes: read as replace patches of each
                 attributes = body.get("attributes") or {}
                 patches = [{"op": "replace", "path": f"/attributes/{k}", "value": v} for k, v in attributes.items()]
-            out.append(ListingWrite(e.operation, sku, marketplaces, patches, e.status))
+            out.append(ListingWrite(e.operation, sku, marketplaces, patches, e.status, e.at))
         return out

@@ -80,8 +80,9 @@ def test_an_order_on_one_channel_reserves_the_sellers_stock_on_every_channel(
     server.state.delivery.flush(5)
     tick = run_sensor(data, instance)
     # The order reserves the seller's stock everywhere: a run for every enabled channel of the seller (de: held).
-    requested = sorted((r.job_name, r.partition_key) for r in tick.run_requests)
-    assert requested == [("inventory_job", "uk"), ("inventory_job", "us")], requested
+    # (uk's own push may also have moved offers: an ANY_OFFER_CHANGED prices_job is not this test's concern)
+    requested = sorted(r.partition_key for r in tick.run_requests if r.job_name == "inventory_job")
+    assert requested == ["uk", "us"], requested
     ingested = len(tap.exchanges)
 
     for channel in ("us", "uk"):

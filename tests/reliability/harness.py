@@ -120,6 +120,7 @@ class Scenario:
             )
             # The run's logs as Dagster stored them (context.log messages, every event's metadata), for invariant 6.
             self.texts.extend(inv.run_log_texts(used, result.run_id))
+            read = inv.step_window(used, result.run_id, "reservations")  # when the step read the store
         self.runs += 1
         self.texts.extend(str(event) for event in result.all_events)
         retried = 0
@@ -135,7 +136,7 @@ class Scenario:
             e.is_step_materialization and e.asset_key == dg.AssetKey("reservations") for e in result.all_events
         )
         if reserved:  # invariant 3: the run's reservations count each open order of the seller once
-            self._held(3, lambda: inv.reservations_counted_once(self.data, channel))
+            self._held(3, lambda: inv.reservations_counted_once(self.data, channel, window=read))
         return result
 
     # -- invariants -------------------------------------------------------------------------------------------------
