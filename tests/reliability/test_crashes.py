@@ -90,3 +90,4 @@ def test_sigkill_then_resume_with_values_changed_in_between(scenario):
     scenario.check_final_status(resumed.run_id)
     scenario.check_no_double()
     scenario.check_converged(resumed.run_id)
+    scenario.check_secrets()

@@ -232,6 +232,7 @@ def sku_row(scenario) -> None:
 
 # -- duplicates and SNS-wrapped bodies --------------------------------------------------------------------------------
 def test_notifications_duplicates_and_sns_wrapped(scenario, queue):
+    scenario.not_applicable(5, "notifications only: no offer is pushed, so nothing on Amazon to converge to")
     now = datetime.now(UTC)
     a, a_id = order("111-0000001-0000001", "Unshipped", now, "FBM-1", 2)
     b, b_id = order("111-0000002-0000001", "Unshipped", now, "FBM-FLOOR", 1)
@@ -257,6 +258,8 @@ def test_notifications_duplicates_and_sns_wrapped(scenario, queue):
 
 # -- out of order -----------------------------------------------------------------------------------------------------
 def test_notifications_out_of_order_never_reopen_a_closed_order(scenario, queue):
+    scenario.not_applicable(6, "no SP-API call in this scenario (SQS and the store only): no token to leak")
+    scenario.not_applicable(5, "notifications only: no offer is pushed, so nothing on Amazon to converge to")
     now = datetime.now(UTC)
     earlier = now - timedelta(minutes=5)
     # X: Shipped arrives in the first tick, its older Unshipped in the next one. Y: Canceled before Pending, one batch.
@@ -293,6 +296,8 @@ def test_notifications_out_of_order_never_reopen_a_closed_order(scenario, queue)
 
 # -- malformed and unknown --------------------------------------------------------------------------------------------
 def test_notifications_malformed_and_unknown_types_dead_lettered(scenario, queue):
+    scenario.not_applicable(6, "no SP-API call in this scenario (SQS and the store only): no token to leak")
+    scenario.not_applicable(5, "notifications only: no offer is pushed, so nothing on Amazon to converge to")
     now = datetime.now(UTC)
     good, good_id = order("333-0000001-0000001", "Unshipped", now, "FBM-1", 1)
     unknown = dict(order("333-U", "Unshipped", now, "FBM-1", 5)[0], NotificationType="REPORT_PROCESSING_FINISHED")
@@ -410,4 +415,6 @@ QUEUED_AT_MOST = int(os.environ.get(QUEUED_ENV) or 50)
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("size", [200, LARGE_BURST])
 def test_notifications_burst_of_fbm_orders(scenario, queue, size):
+    scenario.not_applicable(6, "no SP-API call in this scenario (SQS and the store only): no token to leak")
+    scenario.not_applicable(5, "notifications only: no offer is pushed, so nothing on Amazon to converge to")
     run_burst(scenario, queue, size)
