@@ -192,20 +192,23 @@ def test_the_bound_subtracts_the_orders_of_every_channel_of_the_seller(validated
 
 
 # -- 1: one final status per SKU the seller's files map -------------------------------------------------------------
-def test_a_sku_dropped_before_pricing_is_caught(tapped, tmp_path, monkeypatch):
-    data, server, _ = tapped
+@pytest.mark.parametrize("path", ["patch", "feed"])
+def test_a_sku_dropped_before_pricing_is_caught(tapped, tmp_path, monkeypatch, path):
+    data, server, tap = tapped
+    push = {"feed_threshold": 0} if path == "feed" else {"feed_threshold": 10_000}
     import assets.inventory
 
     real = assets.inventory.reconcile
     monkeypatch.setattr(assets.inventory, "reconcile", lambda *a, **k: real(*a, **k).filter("sku <> 'FBM-1'"))
     with (data / "channel_mappings.csv").open("a", encoding="utf-8") as handle:
         handle.write("us,GHOST,B000000009,FBM,,5.00,10.00,,\n")  # mapped, not in the master
-    result = run(data, "us", spapi_for(server, tmp_path))
+    result = run(data, "us", spapi_for(server, tmp_path), push=push)
+    assert tap.calls("createFeed" if path == "feed" else "patchListingsItem"), f"the run did not take the {path} path"
     assert "FBM-1" not in inv.expected_offers(data, "us"), "the plant did not drop the SKU"
     with pytest.raises(AssertionError, match=r"no submit row for mapped SKU\(s\) \['FBM-1'\]"):
         inv.one_final_status(data, "us", result.run_id)
     monkeypatch.setattr(assets.inventory, "reconcile", real)
-    again = run(data, "us", spapi_for(server, tmp_path))
+    again = run(data, "us", spapi_for(server, tmp_path), push=push)
     assert "FBM-1" in inv.one_final_status(data, "us", again.run_id)
     with duckdb.connect(str(data / "warehouse" / "us.duckdb")) as con:
         con.execute("DELETE FROM sync_history WHERE sku = 'GHOST' AND status = 'master_missing'")
