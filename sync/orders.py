@@ -126,14 +126,25 @@ def order_states(
     return con.sql(_ORDER_STATES.format(changes=changes), params={"channels": list(channels)})
 
 
-def _open_items(changes: str, items: str, notifications: str) -> str:
-    return _OPEN_ITEMS.format(
+def _over_open_items(
+    con: duckdb.DuckDBPyConnection,
+    template: str,
+    channels: Sequence[str],
+    master_as_of: datetime | None,
+    changes: str,
+    items: str,
+    notifications: str,
+) -> duckdb.DuckDBPyRelation:
+    """`template` (a query over `{open_items}`) run over the open FBM order items of `channels`."""
+    open_items = _OPEN_ITEMS.format(
         states=_ORDER_STATES.format(changes=changes),
         changes=changes,
         items=items,
         notifications=notifications,
         open_statuses=", ".join(f"'{s}'" for s in OPEN_ORDER_STATUSES),
     )
+    sql = template.format(open_items=open_items)
+    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
 
 
 def reservations(
@@ -148,8 +159,7 @@ def reservations(
     SKU: reserved_quantity, open_orders, oldest_order_at. `master_as_of`: the master file's write time on our clock
     (None: no master file, every open order reserves); an order is released once the master is written after every
     notification of the order was stored."""
-    sql = _RESERVATIONS.format(open_items=_open_items(changes, items, notifications))
-    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
+    return _over_open_items(con, _RESERVATIONS, channels, master_as_of, changes, items, notifications)
 
 
 def reserved_by_channel(
@@ -162,8 +172,7 @@ def reserved_by_channel(
 ) -> duckdb.DuckDBPyRelation:
     """The same reservations broken down by the channel the orders came from: channel, reserved_quantity,
     open_orders (channels without an open order have no row)."""
-    sql = _BY_CHANNEL.format(open_items=_open_items(changes, items, notifications))
-    return con.sql(sql, params={"channels": list(channels), "master_as_of": master_as_of})
+    return _over_open_items(con, _BY_CHANNEL, channels, master_as_of, changes, items, notifications)
 
 
 # --- shipments ------------------------------------------------------------------------------------------------------
