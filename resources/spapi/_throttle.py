@@ -164,6 +164,20 @@ class Throttle:
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """One short `BEGIN IMMEDIATE` transaction on this thread's connection: committed when the block ends,
+        rolled back when it raises."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
         conn = getattr(self._local, "conn", None)
@@ -184,9 +198,7 @@ class Throttle:
         when False a global cap is full and the caller should ask again after `wait`. Nothing is reserved when the
         send time would fall after `deadline`; then `Throttled` is raised.
         """
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as conn:
             now = self._clock()
             row = conn.execute(
                 "SELECT tokens, updated, rate, default_rate, burst FROM buckets WHERE seller=? AND operation=?",
@@ -209,7 +221,6 @@ class Throttle:
                     send_at, limited_by = ready, window.kind
             reserved = limited_by == "bucket"
             if deadline is not None and send_at > deadline:
-                conn.execute("ROLLBACK")
                 raise Throttled(
                     f"no token for seller {seller} within the call's time budget: the {limited_by} limit frees one "
                     f"in {send_at - now:.1f} s",
@@ -229,11 +240,6 @@ class Throttle:
                 "VALUES (?,?,?,?,?,?,?)",
                 (seller, operation, tokens, now, stored_rate, rate, burst),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return Reservation(max(0.0, send_at - now), reserved, limited_by)
 
     def _window_ready(self, conn: sqlite3.Connection, seller: str, window: _Window, at: float, now: float) -> float:
@@ -315,9 +321,7 @@ class Throttle:
         self, seller: str, feed_type: str, limit: int, period: float, deadline: float | None
     ) -> tuple[str | None, float]:
         """(the submission's id, 0) when one fits now, else (None, seconds until one may)."""
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as conn:
             now = self._clock()
             rows = conn.execute(
                 "SELECT id, taken, ended FROM feed_submissions WHERE seller=? AND feed_type=?", (seller, feed_type)
@@ -333,13 +337,7 @@ class Throttle:
                     "INSERT INTO feed_submissions(id, seller, feed_type, taken) VALUES (?,?,?,?)",
                     (taken, seller, feed_type, now),
                 )
-                conn.execute("COMMIT")
                 return taken, 0.0
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         free_at = times[len(times) - limit] + period
         if deadline is not None and free_at > deadline:
             raise Throttled(
@@ -363,9 +361,7 @@ class Throttle:
 
     def on_throttled(self, seller: str, operation: str) -> None:
         """Amazon answered 429: its bucket is empty, so ours must not hold tokens either (queued reservations stay)."""
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as conn:
             now = self._clock()
             row = conn.execute(
                 "SELECT tokens, updated, rate, burst FROM buckets WHERE seller=? AND operation=?", (seller, operation)
@@ -377,11 +373,6 @@ class Throttle:
                     "UPDATE buckets SET tokens=?, updated=? WHERE seller=? AND operation=?",
                     (min(tokens, 0.0), now, seller, operation),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     def snapshot(self, seller: str, operation: str) -> dict[str, float] | None:
         """The stored bucket (tokens as of its last update, rate, burst), for tests and diagnostics."""
