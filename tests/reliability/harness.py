@@ -93,6 +93,18 @@ class Scenario:
     def note_fault(self, label: str) -> None:
         self.faults.append(label)
 
+    def order_to_ship(self, sku: str, quantity: int) -> dict[str, Any]:
+        """A buyer's order on us (the emulator's world), and the seller's shipments file recording it as shipped."""
+        order = self.control(
+            "POST", "/orders", json={"marketplaceId": MARKETPLACE["us"], "items": [{"sku": sku, "quantity": quantity}]}
+        )
+        (self.data / "shipments.csv").write_text(
+            "channel,order_id,carrier_code,carrier_name,tracking_number,ship_date,shipping_method\n"
+            f"us,{order['orderId']},UPS,,1Z999AA10123456784,2026-11-29T14:00:00+00:00,Ground\n",
+            encoding="utf-8",
+        )
+        return order
+
     # -- running ----------------------------------------------------------------------------------------------------
     def run(
         self,

@@ -256,14 +256,7 @@ def test_429_storm_on_every_other_operation(scenario, moto_sqs, monkeypatch):
     assert query(scenario.data, "us", "SELECT status FROM listing_mappings WHERE sku = 'NEW-1'") == [("accepted",)]
 
     # Shipments: getOrderItems, confirmShipment (its answer lost), getOrder to settle it.
-    order = scenario.control(
-        "POST", "/orders", json={"marketplaceId": MARKETPLACE["us"], "items": [{"sku": "FBM-1", "quantity": 1}]}
-    )
-    (scenario.data / "shipments.csv").write_text(
-        "channel,order_id,carrier_code,carrier_name,tracking_number,ship_date,shipping_method\n"
-        f"us,{order['orderId']},UPS,,1Z999AA10123456784,2026-11-29T14:00:00+00:00,Ground\n",
-        encoding="utf-8",
-    )
+    order = scenario.order_to_ship("FBM-1", 1)
     scenario.control("POST", "/faults", json={"kind": "lost_answer", "operation": "confirmShipment", "status": 503})
     shipped = dg.materialize(
         [shipment_confirmations],

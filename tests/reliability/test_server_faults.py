@@ -238,14 +238,7 @@ def test_lost_confirm_shipment_answer_confirms_once(scenario, status):
     scenario.not_applicable(3, "asserted directly: one package on the order, ledger attempts 1")
     scenario.not_applicable(5, "asserted directly: the order is Shipped on Amazon")
     scenario.start()
-    order = scenario.control(
-        "POST", "/orders", json={"marketplaceId": MARKETPLACE["us"], "items": [{"sku": "FBM-1", "quantity": 2}]}
-    )
-    (scenario.data / "shipments.csv").write_text(
-        "channel,order_id,carrier_code,carrier_name,tracking_number,ship_date,shipping_method\n"
-        f"us,{order['orderId']},UPS,,1Z999AA10123456784,2026-11-29T14:00:00+00:00,Ground\n",
-        encoding="utf-8",
-    )
+    order = scenario.order_to_ship("FBM-1", 2)
     scenario.fault(kind="lost_answer", operation="confirmShipment", **({"status": status} if status else {}))
     resources = {"warehouse": Warehouse(data_dir=str(scenario.data)), "spapi": scenario.spapi(max_attempts=ATTEMPTS)}
     for _ in range(2):  # the second run finds it confirmed in the ledger: nothing sent again
