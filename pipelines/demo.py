@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["SPAPI_ENDPOINT"] = emulator.url
             os.environ["SALES_CHANNEL_SQS_ENDPOINT"] = sqs_url
             print(f"SP-API emulator {emulator.url}, SQS (moto) {sqs_url}")
+            print(
+                f"rates: the emulator runs at {options.rate_scale:,.0f}x Amazon's documented rates and the module's "
+                "30/min and 36,000/day caps are off, so this demo takes minutes; at Amazon's real limits the offers "
+                "pull alone covers about 7,000 ASINs an hour (README: 'What to expect at Amazon's real limits')"
+            )
             failed = _loop(data, emulator)
     finally:
         moto.stop()
