@@ -230,6 +230,35 @@ def test_the_mover_moves_competitors_at_the_rate_and_stops_with_the_server(emula
     assert len(server.state.market.moves) == count
 
 
+def test_move_candidates_follow_new_offers_and_removed_listings_and_stay_cached_otherwise(api):
+    state = api.server.state
+    listings = api.control("GET", "/listings", params={"marketplaceId": US})["listings"]
+    with state.lock:
+        cached = state.move_candidates()
+        assert state.move_candidates() is cached  # no change, no rebuild
+        bare = next(x for x in listings if (US, x["asin"]) not in cached)  # listed, no competitor yet
+        single = next(
+            x for x in listings if (US, x["asin"]) in cached and sum(y["asin"] == x["asin"] for y in listings) == 1
+        )
+    patched = api(
+        "PATCH",
+        f"{ITEMS}/{single['sku']}",
+        params={"marketplaceIds": US},
+        json={"productType": "PRODUCT", "patches": [price_patch(single["maxPrice"])]},
+    )
+    assert patched.json()["status"] == "ACCEPTED"
+    with state.lock:
+        assert state.move_candidates() is cached  # a price change leaves the pairs as they are
+    api.control(
+        "POST", "/competitors", json={"marketplaceId": US, "asin": bare["asin"], "sellerId": "A1NEW", "price": "9.99"}
+    )
+    with state.lock:
+        assert set(state.move_candidates()) == {*cached, (US, bare["asin"])}
+    assert api("DELETE", f"{ITEMS}/{single['sku']}", params={"marketplaceIds": US}).json()["status"] == "ACCEPTED"
+    with state.lock:
+        assert set(state.move_candidates()) == {*cached, (US, bare["asin"])} - {(US, single["asin"])}
+
+
 def test_no_mover_thread_at_rate_zero_until_a_rate_is_set_at_run_time(api):
     assert mover_threads() == []
     advance(api, 600)
