@@ -35,6 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="emulated seconds between world steps (competitor moves, orders); 0 = off",
     )
+    p.add_argument(
+        "--requests-per-minute",
+        type=int,
+        default=0,
+        help="module cap: requests per selling partner in any 60 emulated seconds (Amazon: 30); 0 = off",
+    )
+    p.add_argument(
+        "--requests-per-day",
+        type=int,
+        default=0,
+        help="module cap: requests per selling partner in any 24 emulated hours (Amazon: 36000); 0 = off",
+    )
+    p.add_argument(
+        "--competitor-moves-per-minute",
+        type=float,
+        default=0.0,
+        help="competitor price moves per emulated minute, by a background thread; 0 = none",
+    )
+    p.add_argument(
+        "--notified-share",
+        type=float,
+        default=1.0,
+        help="share of (marketplace, ASIN) pairs that get ANY_OFFER_CHANGED (the rest stay silent); default 1",
+    )
     p.add_argument("--gated-product-types", default="WATCH", help="comma-separated product types needing approval")
     p.add_argument("--legacy-flat-files", action="store_true", help="process removed flat-file listing feeds")
     p.add_argument("--verify-sigv4", action="store_true", help="require a valid AWS SigV4 signature")
@@ -61,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         sqs_endpoint=args.sqs_endpoint,
         feed_step_seconds=args.feed_step_seconds,
         world_step_seconds=args.world_step_seconds,
+        requests_per_minute=args.requests_per_minute,
+        requests_per_day=args.requests_per_day,
+        competitor_moves_per_minute=args.competitor_moves_per_minute,
+        notified_share=args.notified_share,
         gated_product_types=tuple(t.strip() for t in args.gated_product_types.split(",") if t.strip()),
         seed=args.seed,
     )

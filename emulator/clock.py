@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["Clock", "iso", "parse_iso"]
+__all__ = ["Clock", "iso", "iso_ms", "parse_iso", "parse_iso_ms"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Clock:
@@ -52,12 +55,25 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso(text: str) -> float:
-    """Epoch seconds of an ISO 8601 timestamp (Z or offset; date-only allowed). ValueError if malformed."""
+def iso_ms(epoch: float) -> str:
+    """ISO 8601 UTC with a Z, milliseconds truncated (as Amazon's notification times): 2025-01-31T12:00:00.123Z."""
+    ms = math.floor(epoch * 1000)
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+
+
+def _parse(text: str) -> datetime:
     value = text.strip()
     if value.endswith("Z") or value.endswith("z"):
         value = value[:-1] + "+00:00"
     parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def parse_iso(text: str) -> float:
+    """Epoch seconds of an ISO 8601 timestamp (Z or offset; date-only allowed). ValueError if malformed."""
+    return _parse(text).timestamp()
+
+
+def parse_iso_ms(text: str) -> int:
+    """Whole epoch milliseconds (floored, exact) of an ISO 8601 timestamp, to compare with `iso_ms` times."""
+    return (_parse(text) - _EPOCH) // timedelta(milliseconds=1)

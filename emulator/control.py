@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from emulator.clock import iso
+from emulator.clock import iso, parse_iso_ms
 from emulator.exceptions import InvalidInput, NotFound
 from emulator.feeds.processing import advance_feeds
 from emulator.jsonutil import loads, money_str
@@ -17,6 +17,7 @@ from emulator.wire import Response
 if TYPE_CHECKING:
     from emulator.server import EmulatorOptions
     from emulator.state import EmulatorState
+    from emulator.throttle import Throttler
 
 __all__ = ["Fault", "Faults", "handle_control", "FAULT_KINDS", "DOCUMENT_OPERATIONS"]
 
@@ -152,8 +153,31 @@ def _dec(value: Any, name: str) -> Decimal:
         raise InvalidInput(f"'{name}' must be a decimal number") from None
 
 
+def _number(spec: dict[str, Any], name: str) -> float | None:
+    value = spec.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise InvalidInput(f"'{name}' must be a number")
+    return float(value)
+
+
+def _market_settings(state: EmulatorState, options: EmulatorOptions) -> dict[str, Any]:
+    return {
+        **state.market.settings(),
+        "requestsPerMinute": options.requests_per_minute,
+        "requestsPerDay": options.requests_per_day,
+    }
+
+
 def handle_control(
-    state: EmulatorState, options: EmulatorOptions, method: str, path: str, query: dict[str, list[str]], body: bytes
+    state: EmulatorState,
+    options: EmulatorOptions,
+    throttler: Throttler,
+    method: str,
+    path: str,
+    query: dict[str, list[str]],
+    body: bytes,
 ) -> Response:
     spec: dict[str, Any] = {}
     if body:
@@ -288,6 +312,34 @@ def handle_control(
                     "failed": state.delivery.failed if state.delivery else 0,
                 },
             )
+        if route == ("GET", "/market"):
+            since = None
+            if "since" in q:
+                try:
+                    since = parse_iso_ms(q["since"])
+                except ValueError:
+                    raise InvalidInput("'since' must be an ISO 8601 time") from None
+            requests, throttled = throttler.usage()
+            return Response(
+                200,
+                {
+                    "settings": _market_settings(state, options),
+                    **state.market.logs(since),
+                    "requests": requests,
+                    "throttled": throttled,
+                },
+            )
+        if route == ("POST", "/market"):
+            rate, share = _number(spec, "movesPerMinute"), _number(spec, "notifiedShare")
+            if rate is not None and not 0 <= rate < float("inf"):
+                raise InvalidInput("'movesPerMinute' must be a finite number >= 0")
+            if share is not None and not 0 <= share <= 1:
+                raise InvalidInput("'notifiedShare' must be between 0 and 1")
+            if share is not None:
+                state.market.set_notified_share(share)
+            if rate is not None:
+                state.market.set_moves_per_minute(rate)
+            return Response(200, {"settings": _market_settings(state, options)})
         if route == ("POST", "/state/save"):
             state.save()
             return Response(200, {"saved": str(state.state_file) if state.state_file else None})

@@ -38,13 +38,14 @@ from emulator.feeds.processing import advance_feeds
 from emulator.inventory import responses as inventory_responses
 from emulator.jsonutil import dumps
 from emulator.listings import responses as listings_responses
+from emulator.market import Market
 from emulator.notifications import responses as notifications_responses
 from emulator.orders import responses as orders_responses
 from emulator.pricing import responses as pricing_responses
 from emulator.routes import match
 from emulator.sellers import responses as sellers_responses
 from emulator.state import EmulatorState, load_seller_dir
-from emulator.throttle import Throttler
+from emulator.throttle import GRANTLESS, Throttler
 from emulator.wire import Request, Response
 from seller.config import Channel, load_channels
 
@@ -89,6 +90,11 @@ class EmulatorOptions:
     aws_access_key_id: str | None = None  # for --verify-sigv4; default AKIAEMULATOREXAMPLE
     aws_secret_access_key: str | None = None
     start_time: float | None = None  # emulated epoch at start (default: now)
+    # the Sales Channel module's caps per selling partner (all regions, every seller-token operation); 0 = off
+    requests_per_minute: int = 0
+    requests_per_day: int = 0
+    competitor_moves_per_minute: float = 0.0  # emulated-time rate of competitor price moves; 0 = none
+    notified_share: float = 1.0  # share of (marketplace, ASIN) pairs Amazon sends ANY_OFFER_CHANGED for
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,7 +175,7 @@ class EmulatorServer:
         self.options = options or EmulatorOptions()
         opts = self.options
         self.clock = Clock(opts.time_scale, opts.start_time)
-        self.throttler = Throttler(self.clock, opts.rate_scale)
+        self.throttler = Throttler(self.clock, opts.rate_scale, opts.requests_per_minute, opts.requests_per_day)
         channels = opts.channels if opts.channels is not None else load_channels(opts.channels_file)
         self.state = EmulatorState(
             channels,
@@ -179,6 +185,7 @@ class EmulatorServer:
             Path(opts.state_dir) if opts.state_dir else None,
             opts.seed,
             opts.sqs_endpoint,
+            Market(opts.seed, opts.competitor_moves_per_minute, opts.notified_share),
         )
         self._httpd: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -236,6 +243,7 @@ class EmulatorServer:
         self._threads = [serve, ticker]
         for thread in self._threads:
             thread.start()
+        self.state.market.start(self.state)
         return self
 
     def stop(self) -> None:
@@ -243,6 +251,7 @@ class EmulatorServer:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+        self.state.market.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
@@ -284,7 +293,7 @@ class EmulatorServer:
             if path == "/auth/o2/token":
                 return self._token(method, headers, body)
             if path.startswith("/_emulator/"):
-                return control.handle_control(self.state, self.options, method, path, query, body)
+                return control.handle_control(self.state, self.options, self.throttler, method, path, query, body)
             if path.startswith("/_s3/spapi-emulator-documents/"):
                 document_id = unquote(path.rsplit("/", 1)[1])
                 faulted = self._document_faults("uploadDocument" if method == "PUT" else "downloadDocument")
@@ -363,8 +372,8 @@ class EmulatorServer:
         if self.state.faults.take_expire_tokens(route.operation):
             self.state.store.tokens.expire(self.clock.now())
         token = self.state.store.tokens.authenticate(headers.get("x-amz-access-token"), route.auth, self.clock.now())
-        seller_key = token.seller_id or "grantless"
-        if not self.throttler.allow((seller_key, token.client_id, route.operation), route.rate, route.burst):
+        seller_key = token.seller_id or GRANTLESS
+        if self.throttler.admit(seller_key, token.client_id, route.operation, route.rate, route.burst) is not None:
             raise QuotaExceeded()
         request = Request(
             method,

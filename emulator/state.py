@@ -23,6 +23,7 @@ from emulator.auth import LwaCredentials, TokenStore
 from emulator.clock import Clock, iso
 from emulator.feeds.models import Feed, FeedDocument
 from emulator.inventory.models import FbaStock
+from emulator.jsonutil import money_str
 from emulator.listings.models import (
     CatalogItem,
     Issue,
@@ -33,6 +34,7 @@ from emulator.listings.models import (
     has_errors,
     unknown_sku_issue,
 )
+from emulator.market import Market, quantized_move
 from emulator.notifications.models import Destination, SqsDelivery, Subscription, envelope
 from emulator.orders.models import Order, OrderItem
 from emulator.pricing.models import CompetitorOffer, OfferView
@@ -203,6 +205,7 @@ class EmulatorState:
         state_dir: Path | None = None,
         seed: int = 7,
         sqs_endpoint: str | None = None,
+        market: Market | None = None,
     ) -> None:
         self.clock = clock
         self.lock = threading.RLock()
@@ -215,6 +218,8 @@ class EmulatorState:
         sellers = tuple(dict.fromkeys(c.seller_id for c in channels.values()))
         self.store = Store(channels=channels, tokens=TokenStore(credentials, sellers[0], sellers=sellers), gated=gated)
         self._by_asin: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._move_candidates: list[tuple[str, str]] | None = None  # rebuilt after a change that may alter it
+        self.market = market or Market(seed)
         from emulator.control import Faults
 
         self.faults = Faults()
@@ -263,6 +268,7 @@ class EmulatorState:
         self._by_asin = {}
         for (seller, mp, sku), listing in self.store.listings.items():
             self._by_asin.setdefault((mp, listing.asin), set()).add((seller, sku))
+        self._move_candidates = None
 
     def touch(self) -> None:
         self.dirty = True
@@ -273,13 +279,14 @@ class EmulatorState:
         return self.store.counter
 
     # --- notifications ---------------------------------------------------------------------------------------------
-    def emit(self, notification_type: str, seller_id: str, marketplace_id: str | None, payload: dict[str, Any]) -> None:
+    def emit(self, notification_type: str, seller_id: str, marketplace_id: str | None, payload: dict[str, Any]) -> bool:
+        """Send a notification to the seller's subscription, if any; whether one went out."""
         subscription = self.store.subscriptions.get((seller_id, notification_type))
         if subscription is None or not subscription.accepts(marketplace_id):
-            return
+            return False
         destination = self.store.destinations.get(subscription.destination_id)
         if destination is None:
-            return
+            return False
         message = envelope(
             notification_type,
             payload,
@@ -292,6 +299,7 @@ class EmulatorState:
         del self.notification_log[:-1000]
         if self.delivery is not None:
             self.delivery.submit(destination.arn, message)
+        return True
 
     # --- listings --------------------------------------------------------------------------------------------------
     def listing(self, seller: str, mp: str, sku: str) -> Listing | None:
@@ -304,7 +312,10 @@ class EmulatorState:
     def _store_listing(self, listing: Listing, previous_price: Decimal | None) -> None:
         key = (listing.seller_id, listing.marketplace_id, listing.sku)
         self.store.listings[key] = listing
-        self._by_asin.setdefault((listing.marketplace_id, listing.asin), set()).add((listing.seller_id, listing.sku))
+        members = self._by_asin.setdefault((listing.marketplace_id, listing.asin), set())
+        if not members:
+            self._move_candidates = None
+        members.add((listing.seller_id, listing.sku))
         if listing.fulfillment == "FBA" and key not in self.store.fba:
             self.store.fba[key] = FbaStock(
                 listing.seller_id,
@@ -317,7 +328,17 @@ class EmulatorState:
                 updated=self.clock.now(),
             )
         if listing.price != previous_price:
-            self.offer_changed(listing.marketplace_id, listing.asin, "Internal")
+            now = self.clock.now()
+            if listing.price is not None:
+                self.market.record_our_price(
+                    now,
+                    listing.seller_id,
+                    listing.marketplace_id,
+                    listing.sku,
+                    listing.asin,
+                    money_str(listing.price, listing.decimals),
+                )
+            self.offer_changed(listing.marketplace_id, listing.asin, "Internal", now)
         self.touch()
 
     def put_listing(
@@ -387,7 +408,10 @@ class EmulatorState:
         listing = self.store.listings.get((seller, mp, sku))
         if listing is not None and not silent:
             del self.store.listings[(seller, mp, sku)]
-            self._by_asin.get((mp, listing.asin), set()).discard((seller, sku))
+            members = self._by_asin.get((mp, listing.asin), set())
+            members.discard((seller, sku))
+            if not members:
+                self._move_candidates = None
             self.offer_changed(mp, listing.asin, "Internal")
             self.touch()
         return "ACCEPTED"
@@ -421,15 +445,22 @@ class EmulatorState:
             )
         return views
 
-    def offer_changed(self, mp: str, asin: str, change_type: str) -> None:
-        """Emit ANY_OFFER_CHANGED to every seller with a listing on this ASIN."""
+    def offer_changed(self, mp: str, asin: str, change_type: str, at: float | None = None) -> bool:
+        """Emit ANY_OFFER_CHANGED (the change happened at `at`, default now) to every seller with a listing on this
+        ASIN, unless the ASIN is outside the market's notified share; whether at least one went out."""
+        if not self.market.notified(mp, asin):
+            return False
         sellers = {seller for seller, _ in self._by_asin.get((mp, asin), ())}
         if not sellers or not any((s, "ANY_OFFER_CHANGED") in self.store.subscriptions for s in sellers):
-            return
+            return False
         from emulator.pricing.responses import any_offer_changed_payload
 
+        at = self.clock.now() if at is None else at
+        sent = False
         for seller in sorted(sellers):
-            self.emit("ANY_OFFER_CHANGED", seller, mp, any_offer_changed_payload(self, seller, mp, asin, change_type))
+            payload = any_offer_changed_payload(self, seller, mp, asin, change_type, at)
+            sent = self.emit("ANY_OFFER_CHANGED", seller, mp, payload) or sent
+        return sent
 
     def set_competitor_price(
         self,
@@ -440,10 +471,14 @@ class EmulatorState:
         shipping: Decimal | None = None,
         fulfillment: str | None = None,
     ) -> CompetitorOffer:
+        """A competitor's offer changes (or appears): ANY_OFFER_CHANGED External, and an entry in the market's moves."""
+        now = self.clock.now()
         offers = self.store.offers.setdefault((mp, asin), [])
         offer = next((o for o in offers if o.seller_id == seller_id), None)
         if offer is None:
-            offer = CompetitorOffer(seller_id, price, shipping or Decimal(0), fulfillment or "FBM", self.clock.now())
+            if not offers:
+                self._move_candidates = None
+            offer = CompetitorOffer(seller_id, price, shipping or Decimal(0), fulfillment or "FBM", now)
             offers.append(offer)
             self.store.catalog.setdefault(asin, CatalogItem(asin, "PRODUCT", asin))
         offer.price = price
@@ -451,8 +486,9 @@ class EmulatorState:
             offer.shipping = shipping
         if fulfillment is not None:
             offer.fulfillment = fulfillment
-        offer.observed_at = self.clock.now()
-        self.offer_changed(mp, asin, "External")
+        offer.observed_at = now
+        notified = self.offer_changed(mp, asin, "External", now)
+        self.market.record_move(now, mp, asin, seller_id, money_str(price, MARKETPLACES[mp].decimals), notified)
         self.touch()
         return offer
 
@@ -531,6 +567,29 @@ class EmulatorState:
         war = {"step": step_percent, "floor": (start * floor_percent / 100), "rounds": 0}
         self.store.price_wars[(mp, asin)] = war
         return {"marketplaceId": mp, "asin": asin, "floor": str(war["floor"])}
+
+    def move_candidates(self) -> list[tuple[str, str]]:
+        """(marketplace, ASIN) pairs with competitor offers and at least one seller listing; cached, and rebuilt only
+        after a change that can alter it (a first offer or first listing on a pair, the last listing gone)."""
+        if self._move_candidates is None:
+            self._move_candidates = [
+                key for key, offers in self.store.offers.items() if offers and self._by_asin.get(key)
+            ]
+        return self._move_candidates
+
+    def move_competitor(self) -> tuple[str, str, str, Decimal] | None:
+        """One competitor move of the market: a random candidate pair, a random competitor on it, a new price within
+        ±5 % (whole minor units, at least one away, never below one). (marketplace, ASIN, seller, price), or None
+        when no pair qualifies."""
+        candidates = self.move_candidates()
+        if not candidates:
+            return None
+        mp, asin = candidates[self.rng.randrange(len(candidates))]
+        offers = self.store.offers[(mp, asin)]
+        offer = offers[self.rng.randrange(len(offers))]
+        price = quantized_move(offer.price, MARKETPLACES[mp].decimals, self.rng.randint(-500, 500))
+        self.set_competitor_price(mp, asin, offer.seller_id, price)
+        return mp, asin, offer.seller_id, price
 
     def world_step(self, orders: int = 1, price_moves: int = 3) -> dict[str, int]:
         """One step of the world: price wars escalate, a few competitor prices drift, a few orders arrive."""

@@ -10,7 +10,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from emulator.clock import iso
+from emulator.clock import iso, iso_ms
 from emulator.exceptions import InvalidInput
 from emulator.pricing.models import OfferView, buy_box_winner, rank_key
 from emulator.wire import Request, Response
@@ -344,17 +344,21 @@ def _foep_body(state: EmulatorState, listing: Any) -> dict[str, Any]:
 
 
 def any_offer_changed_payload(
-    state: EmulatorState, seller: str, mp: str, asin: str, change_type: str
+    state: EmulatorState, seller: str, mp: str, asin: str, change_type: str, at: float
 ) -> dict[str, Any]:
-    """The ANY_OFFER_CHANGED payload (PascalCase, as AnyOfferChangedNotification.json requires)."""
+    """The ANY_OFFER_CHANGED payload (PascalCase, as AnyOfferChangedNotification.json requires) for a change that
+    happened at `at` (emulated epoch seconds): the top 20 offers and the Summary, lowest prices per fulfillment
+    channel."""
     currency = MARKETPLACES[mp].currency
     offers = sorted(state.offers_for(mp, asin), key=rank_key)
     winner = buy_box_winner(offers)
     reference = winner.landed if winner else (offers[0].landed if offers else Decimal(0))
     counts: dict[str, int] = {}
+    lowest: dict[str, OfferView] = {}
     for offer in offers:
         channel = "Amazon" if offer.fba else "Merchant"
         counts[channel] = counts.get(channel, 0) + 1
+        lowest.setdefault(channel, offer)
 
     def price_block(o: OfferView) -> dict[str, Any]:
         return {
@@ -365,10 +369,7 @@ def any_offer_changed_payload(
 
     summary: dict[str, Any] = {
         "NumberOfOffers": [{"Condition": "new", "FulfillmentChannel": c, "OfferCount": n} for c, n in counts.items()],
-        "LowestPrices": [
-            {"Condition": "new", "FulfillmentChannel": "Amazon" if o.fba else "Merchant", **price_block(o)}
-            for o in offers[:1]
-        ],
+        "LowestPrices": [{"Condition": "new", "FulfillmentChannel": c, **price_block(o)} for c, o in lowest.items()],
         "BuyBoxPrices": [] if winner is None else [{"Condition": "new", **price_block(winner)}],
         "ListPrice": _v0_money(reference, currency),
         "MinimumAdvertisedPrice": _v0_money(reference, currency),
@@ -394,7 +395,7 @@ def any_offer_changed_payload(
                 "MarketplaceId": mp,
                 "ASIN": asin,
                 "ItemCondition": "new",
-                "TimeOfOfferChange": now,
+                "TimeOfOfferChange": iso_ms(at),
                 "OfferChangeType": change_type,
             },
             "Summary": summary,
