@@ -12,7 +12,9 @@ With either target, `SPAPI_LWA_SECRET_ID` names an AWS Secrets Manager secret ho
 (read when a run sets the resource up; `SPAPI_LWA_*` are then ignored, and an embedded emulator accepts the secret's).
 Emulator credentials are never sent to Amazon: the two targets share no defaults. Against the emulator the module's
 30/minute and 36,000/day caps are off and the emulator's rates are scaled up (`EMULATOR_RATE_SCALE`), so a demo seller
-syncs in seconds; against Amazon both are as Amazon and the seller's module set them.
+syncs in seconds; against Amazon both are as Amazon and the seller's module set them. With either target,
+`SPAPI_REQUESTS_PER_MINUTE` / `SPAPI_REQUESTS_PER_DAY` replace the client's module caps (0 switches one off), e.g. to
+hold a client to Amazon's 30 / 36,000 against an emulator that enforces them.
 
 `s3` (dagster-aws `S3Resource`) is always present: boto3's credential chain, `AWS_REGION` (else `AWS_DEFAULT_REGION`)
 and `AWS_ENDPOINT_URL_S3` (a moto server) when set. The `feed_archive` asset uploads only when
@@ -32,7 +34,7 @@ from pydantic import PrivateAttr
 
 from pipelines.partitions import CHANNELS
 from resources.spapi import SpApiClient
-from resources.spapi_resource import ENV_VARS, SpApiResource, lwa_env_fields
+from resources.spapi_resource import ENV_VARS, SpApiResource, cap_env_fields, lwa_env_fields
 from resources.warehouse import Warehouse
 from seller.config import data_dir
 
@@ -103,7 +105,7 @@ def spapi_resource() -> SpApiResource:
     if target != "emulator":
         raise ValueError(f"{TARGET_ENV} must be 'emulator' or 'amazon', not {target!r}")
     fields: dict[str, Any] = lwa_env_fields(defaults=EMULATOR_DEFAULTS)
-    fields.update(requests_per_minute=0, requests_per_day=0)
+    fields.update({"requests_per_minute": 0, "requests_per_day": 0, **cap_env_fields()})
     endpoint = os.environ.get(ENV_VARS["endpoint"])
     if endpoint:
         token_url = os.environ.get(ENV_VARS["token_url"]) or f"{endpoint.rstrip('/')}/auth/o2/token"

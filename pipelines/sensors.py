@@ -22,6 +22,10 @@ FBA_INVENTORY_AVAILABILITY_CHANGES → `inventory_job` (reservations, FBA pull, 
 channels an `enable_channel` run has enabled. Notifications for a channel not enabled yet are stored all the same and
 counted in the cursor's `held` (channel → job → notifications; also in the skip reason and the log); the first tick
 after the channel's enable run requests one run per held job, which reads everything stored for the channel.
+
+No run is requested for a channel and job while a run of that job for the channel is queued and not started yet: it
+reads everything stored when it starts, so the new notifications are acted on by it (counted as coalesced in the skip
+reason and the log) instead of queueing one more run per tick behind it.
 """
 
 import bisect
@@ -29,7 +33,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -54,6 +58,7 @@ __all__ = [
     "drain_queue",
     "poll_sellers",
     "plan_runs",
+    "queued_runs",
     "sqs_notifications_sensor",
     "SENSORS",
 ]
@@ -307,6 +312,26 @@ def plan_runs(
     return runs, {c: jobs for c, jobs in sorted(merged.items()) if c not in enabled}
 
 
+# A run in these states has not read the store yet: whatever is stored before it starts is its to act on.
+_UNSTARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+
+
+def queued_runs(instance: dg.DagsterInstance, jobs: Iterable[str]) -> set[tuple[str, str]]:
+    """(channel, job) of every run of `jobs` that is queued and not started yet (its partition is the channel)."""
+    waiting: set[tuple[str, str]] = set()
+    for job in sorted(set(jobs)):
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=_UNSTARTED)):
+            channel = run.tags.get("dagster/partition")
+            if channel:
+                waiting.add((channel, job))
+    return waiting
+
+
+def _coalesced_note(coalesced: Mapping[tuple[str, str], int]) -> str:
+    parts = [f"{channel} {job} ({n} notifications)" for (channel, job), n in sorted(coalesced.items())]
+    return f"{len(coalesced)} runs not requested, a queued run of the job covers them: {'; '.join(parts)}"
+
+
 def _describe(polls: Sequence[SellerPoll], sellers: int, next_seller: str | None) -> str:
     total = DrainStats()
     for poll in polls:
@@ -369,7 +394,11 @@ def sqs_notifications_sensor(context: dg.SensorEvaluationContext, warehouse: War
             )
     wanted, since = stored_since(warehouse, previous.since, channels)
     runs, held = plan_runs(wanted, previous.held, enabled_channels(context.instance), channels)
+    waiting = queued_runs(context.instance, {job for _, job in runs})
+    coalesced = {key: count for key, count in runs.items() if key in waiting}
+    runs = {key: count for key, count in runs.items() if key not in waiting}
     notes = [_describe(polls, len(sellers), next_seller)] + ([_held_note(held)] if held else [])
+    notes += [_coalesced_note(coalesced)] if coalesced else []
     for note in notes:
         context.log.info(note)
     notes += [f"{p.seller}: {p.problem}" for p in polls if p.problem]  # logged as warnings above

@@ -4,7 +4,8 @@ Wire it with the secrets as environment variables (never literal values)::
 
     spapi = SpApiResource.from_env()            # SPAPI_LWA_CLIENT_ID, SPAPI_LWA_CLIENT_SECRET, SPAPI_LWA_REFRESH_TOKEN,
                                                 # and, when set, SPAPI_ENDPOINT, SPAPI_LWA_TOKEN_URL,
-                                                # SPAPI_AWS_ACCESS_KEY_ID / SPAPI_AWS_SECRET_ACCESS_KEY
+                                                # SPAPI_AWS_ACCESS_KEY_ID / SPAPI_AWS_SECRET_ACCESS_KEY,
+                                                # SPAPI_REQUESTS_PER_MINUTE / SPAPI_REQUESTS_PER_DAY (module caps)
     # or explicitly:
     spapi = SpApiResource(client_id=dg.EnvVar("SPAPI_LWA_CLIENT_ID"), client_secret=dg.EnvVar(...), ...)
 
@@ -45,7 +46,16 @@ from pydantic import PrivateAttr
 from resources.spapi import Counters, RetryPolicy, SpApiClient, Throttle, TokenCache, UsagePlan
 from seller.config import ChannelConfigError, config_path, data_dir, load_channels
 
-__all__ = ["SpApiResource", "ENV_VARS", "LwaSecretError", "MissingSellerGrant", "lwa_env_fields", "read_lwa_secret"]
+__all__ = [
+    "SpApiResource",
+    "CAP_ENV_VARS",
+    "ENV_VARS",
+    "LwaSecretError",
+    "MissingSellerGrant",
+    "cap_env_fields",
+    "lwa_env_fields",
+    "read_lwa_secret",
+]
 
 ENV_VARS = {
     "client_id": "SPAPI_LWA_CLIENT_ID",
@@ -60,6 +70,9 @@ ENV_VARS = {
     "lwa_secret_endpoint_url": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
 }
 SELLER_TOKEN_ENV_PREFIX = "SPAPI_LWA_REFRESH_TOKEN_"  # + seller id: that seller's own authorization
+# The Sales Channel module's caps per seller (requests/minute, requests/day; 0 = off), when set: plain numbers read
+# when the resource is built, not secrets, so that no code path ever sees an unresolved (zero) cap.
+CAP_ENV_VARS = {"requests_per_minute": "SPAPI_REQUESTS_PER_MINUTE", "requests_per_day": "SPAPI_REQUESTS_PER_DAY"}
 _REQUIRED = ("client_id", "client_secret", "refresh_token")
 _FROM_SECRET = ("lwa_secret_id", "lwa_secret_region", "lwa_secret_endpoint_url")
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "aws_secret_access_key"})
@@ -145,6 +158,24 @@ def lwa_env_fields(defaults: dict[str, str] | None = None) -> dict[str, Any]:
     return {name: dg.EnvVar(ENV_VARS[name]) if os.environ.get(ENV_VARS[name]) else defaults[name] for name in _REQUIRED}
 
 
+def cap_env_fields() -> dict[str, int]:
+    """`requests_per_minute` / `requests_per_day` from `SPAPI_REQUESTS_PER_MINUTE` / `SPAPI_REQUESTS_PER_DAY`, for
+    those set (a whole number >= 0; 0 switches the cap off)."""
+    fields: dict[str, int] = {}
+    for name, var in CAP_ENV_VARS.items():
+        text = os.environ.get(var, "").strip()
+        if not text:
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError(f"{var} must be a whole number >= 0 (0 switches the cap off), not {text!r}")
+        fields[name] = value
+    return fields
+
+
 class SpApiResource(dg.ConfigurableResource):
     """Amazon Selling Partner API access for one application (LWA client) and its sellers.
 
@@ -189,12 +220,13 @@ class SpApiResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SpApiResource:
-        """A resource wired to the default environment variables (`ENV_VARS`); optional ones only when set. The LWA
-        credentials come from `SPAPI_LWA_SECRET_ID`'s secret when that is set, else from `SPAPI_LWA_*`."""
+        """A resource wired to the default environment variables (`ENV_VARS`, `CAP_ENV_VARS`); optional ones only when
+        set. The LWA credentials come from `SPAPI_LWA_SECRET_ID`'s secret when that is set, else from `SPAPI_LWA_*`."""
         fields: dict[str, Any] = lwa_env_fields()
         for name, var in ENV_VARS.items():
             if name not in _REQUIRED and name not in _FROM_SECRET and os.environ.get(var):
                 fields[name] = dg.EnvVar(var)
+        fields.update(cap_env_fields())
         fields.update(overrides)
         return cls(**fields)
 

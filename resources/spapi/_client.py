@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,12 +298,18 @@ class SpApiClient(FeedsMixin):
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        cap_share: float = 1.0,
+        deadline: float | None = None,
     ) -> SpApiResponse:
         """Call one registered operation and return its parsed answer; raise a typed `SpApiError` otherwise.
 
         `path` fills the path template (values are percent-encoded once), `params` become the query string exactly
-        as given (lists comma-joined, None dropped), `body` is sent as JSON with Decimals kept exact.
+        as given (lists comma-joined, None dropped), `body` is sent as JSON with Decimals kept exact. `cap_share`
+        keeps the call within that share of the seller's module caps; `deadline` (a `time.time()` value) is when
+        it must be sent at the latest: `Throttled` is raised, nothing sent, when its token could not be ours by then.
         """
+        if not 0 < cap_share <= 1:
+            raise ValueError(f"cap_share must be in (0, 1], not {cap_share!r}")
         op = self._operation(operation_id)
         url = op.render_path(**(path or {}))
         request_headers = dict(headers or {})
@@ -318,7 +325,12 @@ class SpApiClient(FeedsMixin):
             params=_clean_params(params),
             content=content,
             headers=request_headers,
-            extensions={"spapi_operation": op, "spapi_seller": bucket_owner},
+            extensions={
+                "spapi_operation": op,
+                "spapi_seller": bucket_owner,
+                "spapi_cap_share": cap_share,
+                **({"spapi_deadline": deadline} if deadline is not None else {}),
+            },
         )
         try:
             response = self._http.send(request)
@@ -446,18 +458,36 @@ class SpApiClient(FeedsMixin):
         return list(self.iter_inventory_summaries(marketplace_id, **kwargs))
 
     # -- Product Pricing -------------------------------------------------------------------------------------------
-    def get_item_offers_batch(
+    def iter_item_offers_batches(
         self,
         marketplace_id: str,
         asins: Sequence[str],
         *,
+        max_seconds: float | None = None,
+        cap_share: float = 1.0,
         item_condition: str = "New",
         customer_type: str = "Consumer",
-    ) -> list[dict[str, Any]]:
-        """getItemOffersBatch over all `asins`, 20 per request. Returns Amazon's ``responses`` items in order; each
-        has its own ``status.statusCode`` and ``body.payload`` (a failed item does not fail the batch)."""
-        results: list[dict[str, Any]] = []
-        for chunk in _chunks(list(asins), OFFERS_BATCH):
+    ) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+        """getItemOffersBatch over `asins` in the given order, 20 per request, yielding (the request's ASINs,
+        Amazon's `responses` items) per request. Stops early, without raising, when the next request could not be
+        sent within `max_seconds` of the first (None: no time limit) or when sending it would fill more than
+        `cap_share` of any of the seller's module-cap windows (requests/minute, requests/day), so the rest stays
+        for pushes.
+
+        The time limit counts from when the first request is asked for; within it a request waits for its token
+        and for room in its share (a minute window frees within seconds), and it is not sent when neither comes in
+        time. A 429 after the limiter's yes is retried as for any call (`QuotaExceeded` when it persists). Without
+        limits (the defaults) nothing stops it early: a request the limiter refuses raises `Throttled` as any call.
+        """
+        if max_seconds is not None and max_seconds < 0:
+            raise ValueError(f"max_seconds must be >= 0 or None, not {max_seconds!r}")
+        if not 0 < cap_share <= 1:
+            raise ValueError(f"cap_share must be in (0, 1], not {cap_share!r}")
+        budgeted = max_seconds is not None or cap_share < 1
+        deadline = None if max_seconds is None else time.time() + max_seconds
+        items = list(asins)
+        for start in range(0, len(items), OFFERS_BATCH):
+            chunk = items[start : start + OFFERS_BATCH]
             requests = [
                 {
                     "uri": f"/products/pricing/v0/items/{asin}/offers",
@@ -468,8 +498,32 @@ class SpApiClient(FeedsMixin):
                 }
                 for asin in chunk
             ]
-            results.extend(self.call("getItemOffersBatch", body={"requests": requests}).data.get("responses", []))
-        return results
+            try:
+                response = self.call(
+                    "getItemOffersBatch", body={"requests": requests}, cap_share=cap_share, deadline=deadline
+                )
+            except Throttled as exc:
+                if not budgeted or isinstance(exc, QuotaExceeded):
+                    raise
+                log.info("getItemOffersBatch: budget reached, %d ASINs left (%s)", len(items) - start, exc.message)
+                return
+            yield chunk, response.data.get("responses", [])
+
+    def get_item_offers_batch(
+        self,
+        marketplace_id: str,
+        asins: Sequence[str],
+        *,
+        item_condition: str = "New",
+        customer_type: str = "Consumer",
+    ) -> list[dict[str, Any]]:
+        """getItemOffersBatch over all `asins`, 20 per request, without limits (`iter_item_offers_batches`). Returns
+        Amazon's ``responses`` items in order; each has its own ``status.statusCode`` and ``body.payload`` (a failed
+        item does not fail the batch)."""
+        batches = self.iter_item_offers_batches(
+            marketplace_id, asins, item_condition=item_condition, customer_type=customer_type
+        )
+        return [response for _, responses in batches for response in responses]
 
     def get_competitive_summary(
         self,

@@ -14,7 +14,9 @@ Amazon's does not turn an on-time call into a 429.
 Global caps (the Sales Channel module's "30 requests/minute, 36,000/day per seller") are sliding windows counted in
 slots (1/60 of the window each); a slot counts in full until the whole slot has left the window, so the count never
 underestimates. A reservation may lie in the future (a bucket's queue), so a new request must fit every window that
-contains its send time, the reservations after it included. A cap of 0 switches it off.
+contains its send time, the reservations after it included. A cap of 0 switches it off. A request may carry a
+`cap_share` (a budgeted offers pull leaving the rest of the caps to pushes): for that request each window counts as
+full at floor(cap × share), while the window still counts every operation's requests.
 
 Feed-submission windows (JSON_LISTINGS_FEED: 5 per 5 minutes per selling-partner account and region, on top of
 createFeed's usage plan) are kept per seller × feed type as the times of the submissions themselves: a slot is taken
@@ -100,6 +102,11 @@ class _Window:
     def slot(self, at: float) -> int:
         # The epsilon keeps a time computed as slot × slot_len in that slot despite float rounding.
         return math.floor(at / self.slot_len + 1e-9)
+
+    def share(self, cap_share: float) -> int:
+        """The requests a caller holding `cap_share` of this window may see in it, its own included."""
+        # The epsilon keeps e.g. 100 × 0.29 (28.999…) at 29.
+        return math.floor(self.cap * cap_share + 1e-9)
 
 
 class Throttle:
@@ -190,14 +197,23 @@ class Throttle:
         return rate * self.rate_safety, max(1.0, burst - self.burst_margin)
 
     def reserve(
-        self, seller: str, operation: str, rate: float, burst: int, deadline: float | None = None
+        self,
+        seller: str,
+        operation: str,
+        rate: float,
+        burst: int,
+        deadline: float | None = None,
+        cap_share: float = 1.0,
     ) -> Reservation:
         """Take (or schedule) one token for `operation` of `seller` with the documented default `rate`/`burst`.
 
         Returns how long to wait. When `reserved` is True the token is ours and the call may be sent after `wait`;
-        when False a global cap is full and the caller should ask again after `wait`. Nothing is reserved when the
-        send time would fall after `deadline`; then `Throttled` is raised.
+        when False a global cap (or this request's `cap_share` of it) is full and the caller should ask again after
+        `wait`. Nothing is reserved when the send time would fall after `deadline`, or when `cap_share` of a cap
+        leaves no request at all; then `Throttled` is raised.
         """
+        if not 0 < cap_share <= 1:
+            raise ValueError(f"cap_share must be in (0, 1], not {cap_share!r}")
         with self._immediate() as conn:
             now = self._clock()
             row = conn.execute(
@@ -216,14 +232,22 @@ class Throttle:
             limited_by = "bucket"
             owner = window_owner(seller)
             for window in self.windows:
-                ready = self._window_ready(conn, owner, window, send_at, now)
+                cap = window.share(cap_share)
+                if cap < 1:
+                    raise Throttled(
+                        f"no token for seller {seller}: a {cap_share:g} share of the {window.kind} cap "
+                        f"({window.cap}) leaves no request",
+                        operation=operation,
+                    )
+                ready = self._window_ready(conn, owner, window, send_at, now, cap)
                 if ready > send_at:
                     send_at, limited_by = ready, window.kind
             reserved = limited_by == "bucket"
             if deadline is not None and send_at > deadline:
+                share = f" at a {cap_share:g} share" if cap_share < 1 and limited_by != "bucket" else ""
                 raise Throttled(
-                    f"no token for seller {seller} within the call's time budget: the {limited_by} limit frees one "
-                    f"in {send_at - now:.1f} s",
+                    f"no token for seller {seller} within the call's time budget: the {limited_by} limit{share} frees "
+                    f"one in {send_at - now:.1f} s",
                     operation=operation,
                 )
             if reserved:
@@ -242,8 +266,11 @@ class Throttle:
             )
         return Reservation(max(0.0, send_at - now), reserved, limited_by)
 
-    def _window_ready(self, conn: sqlite3.Connection, seller: str, window: _Window, at: float, now: float) -> float:
-        """The earliest time ≥ `at` at which one more request fits every span of `window` that contains it.
+    def _window_ready(
+        self, conn: sqlite3.Connection, seller: str, window: _Window, at: float, now: float, cap: int
+    ) -> float:
+        """The earliest time ≥ `at` at which one more request fits every span of `window` that contains it, a span
+        counting as full at `cap` requests (the window's cap, or the caller's share of it).
 
         Slots are counted in whole: a request in slot x shares a window with every request whose slot is within
         `window.slots` of x, before or after (reservations placed in the future count too). Only slots that no
@@ -256,7 +283,7 @@ class Throttle:
         rows = conn.execute(
             "SELECT slot, count FROM windows WHERE seller=? AND kind=? ORDER BY slot", (seller, window.kind)
         ).fetchall()
-        if sum(count for _, count in rows) < window.cap:
+        if sum(count for _, count in rows) < cap:
             return at
         slots = [slot for slot, _ in rows]
         totals = [0]
@@ -271,7 +298,7 @@ class Throttle:
             # reaches a slot after x.
             later = slots[bisect.bisect_right(slots, x) : bisect.bisect_right(slots, x + span)]
             starts = [x - span, *(s - span for s in later)]
-            return all(in_span(j, j + span) < window.cap for j in starts)
+            return all(in_span(j, j + span) < cap for j in starts)
 
         # x becomes possible where a slot leaves the spans around it: the candidates are `at` and every s + span + 1.
         start = window.slot(at)
@@ -280,11 +307,20 @@ class Throttle:
                 return at if x == start else x * window.slot_len
         return at  # unreachable: past the last slot every window is empty
 
-    def acquire(self, seller: str, operation: str, rate: float, burst: int, deadline: float | None = None) -> float:
-        """Block until a token for `operation` is ours; return the seconds waited (`Throttled` past `deadline`)."""
+    def acquire(
+        self,
+        seller: str,
+        operation: str,
+        rate: float,
+        burst: int,
+        deadline: float | None = None,
+        cap_share: float = 1.0,
+    ) -> float:
+        """Block until a token for `operation` is ours within `cap_share` of the caps; return the seconds waited.
+        Raises `Throttled`, holding nothing, as soon as the token could not be ours by `deadline`."""
         waited = 0.0
         while True:
-            reservation = self.reserve(seller, operation, rate, burst, deadline)
+            reservation = self.reserve(seller, operation, rate, burst, deadline, cap_share)
             if reservation.wait > 0:
                 self._sleep(reservation.wait)
                 waited += reservation.wait

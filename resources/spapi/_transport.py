@@ -2,7 +2,10 @@
 
 It wraps the real httpx transport. Requests carrying the ``spapi_operation`` / ``spapi_seller`` extensions take a
 token from the shared `Throttle` first (so a caller waits instead of being throttled), and adopt the rate Amazon
-reports in ``x-amzn-RateLimit-Limit``. 429, 500, 502, 503, 504 and timeouts/dropped connections are retried with
+reports in ``x-amzn-RateLimit-Limit``. Two optional extensions budget one call: ``spapi_cap_share`` (every attempt's
+token stays within that share of the module caps) and ``spapi_deadline`` (a time on the transport's clock: the first
+attempt's token must be ours by then, else `Throttled` is raised and nothing is sent; the retries' time budget starts
+when the first attempt is sent). 429, 500, 502, 503, 504 and timeouts/dropped connections are retried with
 exponential backoff and full jitter, bounded by `max_attempts` and `max_total_seconds`; ``Retry-After`` sets the
 minimum wait when present. createFeed (`NOT_RETRIED_AFTER_SEND`) is retried only when Amazon provably refused it (429)
 or the connection never opened. When the budget is spent the last response is returned (the client turns it into a
@@ -150,14 +153,19 @@ class ThrottledTransport(httpx.BaseTransport):
         op: Operation | None = request.extensions.get("spapi_operation")
         seller = request.extensions.get("spapi_seller") or "-"
         name = op.name if op is not None else str(request.extensions.get("spapi_label", "http"))
+        cap_share: float = request.extensions.get("spapi_cap_share", 1.0)
+        send_by: float | None = request.extensions.get("spapi_deadline")
         deadline = self._clock() + self._policy.max_total_seconds
         attempt = 0
         while True:
             attempt += 1
             if op is not None and self._throttle is not None:
-                waited = self._throttle.acquire(seller, op.name, op.rate, op.burst, deadline)
+                by = send_by if attempt == 1 and send_by is not None else deadline
+                waited = self._throttle.acquire(seller, op.name, op.rate, op.burst, by, cap_share)
                 if waited:
                     self._counters.add(name, waited_seconds=waited)
+            if attempt == 1 and send_by is not None:
+                deadline = self._clock() + self._policy.max_total_seconds
             self._counters.add(name, calls=1)
             try:
                 response = self._inner.handle_request(request)

@@ -9,7 +9,12 @@ import math
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 import pipelines.sensors as sensors
 from pipelines.sensors import SensorCursor, plan_runs
@@ -100,6 +105,69 @@ def test_a_channel_not_enabled_is_held_until_enable_channel_then_run_once_per_jo
     ]
     keys = [r.run_key for r in (*first.run_requests, *third.run_requests, *fourth.run_requests, *sixth.run_requests)]
     assert len(set(keys)) == len(keys)
+
+
+QUEUED_RUNS = {"run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}}
+
+
+def _create(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.DagsterRun:
+    """What the sensor daemon does with a request: the run, created NOT_STARTED from the code location's job."""
+    from pipelines.definitions import defs
+
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="pipelines.definitions", attribute="defs"))
+    repository = ReconstructableRepository.for_module("pipelines.definitions", "defs")
+    return instance.create_run_for_job(
+        job_def=defs.resolve_job_def(request.job_name),
+        run_config=request.run_config,
+        tags={**request.tags, "dagster/partition": request.partition_key},
+        remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), request.job_name),
+        job_code_origin=repository.get_reconstructable_job(request.job_name).get_python_origin(),
+    )
+
+
+def test_no_second_run_while_the_channels_run_of_the_job_is_queued(server, sqs_env, data_dir, tmp_path):
+    with dg.instance_for_test(overrides=QUEUED_RUNS) as instance:
+        enable("us", spapi_for(server, tmp_path), instance)
+        client = sqs(sqs_env)
+        url = client.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+
+        def send(*documents):
+            for document in documents:
+                client.send_message(QueueUrl=url, MessageBody=json.dumps(document))
+
+        send(offer_change("B000000001", "2026-11-29T10:00:00Z"))
+        first = run_sensor(data_dir, instance)
+        assert [(r.job_name, r.partition_key) for r in first.run_requests] == [("prices_job", "us")]
+        prices = _create(instance, first.run_requests[0])  # not started: NOT_STARTED until the coordinator has it
+
+        send(order_change("111-0000001-0000001", "Unshipped", "2026-11-29T10:01:00Z", [("FBM-1", 1)]))
+        send(offer_change("B000000002", "2026-11-29T10:01:00Z"), offer_change("B000000003", "2026-11-29T10:01:00Z"))
+        second = run_sensor(data_dir, instance, first.cursor)
+        # prices_job us will read these offers when it starts: only the inventory run (another job) is requested.
+        assert [(r.job_name, r.partition_key) for r in second.run_requests] == [("inventory_job", "us")]
+        assert SensorCursor.parse(second.cursor).since > SensorCursor.parse(first.cursor).since  # acted on
+        instance.submit_run(prices.run_id, workspace=None)  # the queued run coordinator: QUEUED
+        assert instance.get_run_by_id(prices.run_id).status == dg.DagsterRunStatus.QUEUED
+
+        send(offer_change("B000000004", "2026-11-29T10:02:00Z"))
+        third = run_sensor(data_dir, instance, second.cursor)
+        assert third.run_requests == []
+        assert "1 runs not requested, a queued run of the job covers them: us prices_job (1 notifications)" in (
+            third.skip_reason.skip_message
+        )
+        assert SensorCursor.parse(third.cursor).since > SensorCursor.parse(second.cursor).since
+
+        # The run starts (its worker reports RUN_START): what arrives now may come after its read, so a new run.
+        instance.report_dagster_event(
+            DagsterEvent(DagsterEventType.RUN_START.value, job_name=prices.job_name), run_id=prices.run_id
+        )
+        assert instance.get_run_by_id(prices.run_id).status == dg.DagsterRunStatus.STARTED
+        send(offer_change("B000000005", "2026-11-29T10:03:00Z"))
+        fourth = run_sensor(data_dir, instance, third.cursor)
+        assert [(r.job_name, r.partition_key, r.tags["notifications"]) for r in fourth.run_requests] == [
+            ("prices_job", "us", "1")
+        ]
+        assert fourth.run_requests[0].run_key != first.run_requests[0].run_key
 
 
 def test_plan_runs_and_the_earlier_cursor():

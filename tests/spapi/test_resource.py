@@ -55,3 +55,40 @@ def test_other_sellers_get_their_own_client(emulator, monkeypatch: pytest.Monkey
         assert a is not b and b.seller_id == "A1OTHERSELLER9"
         assert a.counters is b.counters  # one set of per-run counters
         assert "Atzr|other-seller" not in repr(b)
+
+
+def test_module_caps_from_the_environment_for_either_target(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pipelines.resources import spapi_resource
+
+    for var in ("SPAPI_LWA_SECRET_ID", "SPAPI_REQUESTS_PER_MINUTE", "SPAPI_REQUESTS_PER_DAY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SALES_CHANNEL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SALES_CHANNEL_SPAPI", "emulator")
+    monkeypatch.setenv("SPAPI_ENDPOINT", "http://127.0.0.1:9")  # never called: nothing is sent here
+
+    def caps(resource: SpApiResource) -> list[tuple[str, int]]:
+        """The caps of the throttle a run's client gets (the resource set up as Dagster does)."""
+        with dg.build_resources({"spapi": resource}) as built:
+            client = built.spapi.client_for(SELLER, refresh_token="Atzr|test")
+            return [(window.kind, window.cap) for window in client.throttle.windows]
+
+    assert caps(spapi_resource()) == []  # the emulator: off by default
+    monkeypatch.setenv("SPAPI_REQUESTS_PER_MINUTE", "30")
+    monkeypatch.setenv("SPAPI_REQUESTS_PER_DAY", "36000")
+    assert caps(spapi_resource()) == [("minute", 30), ("day", 36_000)]  # Amazon's, against the emulator
+
+    monkeypatch.setenv("SALES_CHANNEL_SPAPI", "amazon")
+    lwa = {"CLIENT_ID": "amzn1.application-oa2-client.t", "CLIENT_SECRET": "s", "REFRESH_TOKEN": "r"}
+    for name, value in lwa.items():
+        monkeypatch.setenv(f"SPAPI_LWA_{name}", value)
+    monkeypatch.delenv("SPAPI_REQUESTS_PER_DAY")
+    monkeypatch.setenv("SPAPI_REQUESTS_PER_MINUTE", "10")
+    assert caps(spapi_resource()) == [("minute", 10), ("day", 36_000)]  # Amazon: the one set replaces its cap
+    monkeypatch.setenv("SPAPI_REQUESTS_PER_MINUTE", "0")
+    assert caps(spapi_resource()) == [("day", 36_000)]
+    monkeypatch.delenv("SPAPI_REQUESTS_PER_MINUTE")
+    assert caps(spapi_resource()) == [("minute", 30), ("day", 36_000)]
+    for bad in ("-1", "thirty", "2.5"):
+        monkeypatch.setenv("SPAPI_REQUESTS_PER_DAY", bad)
+        with pytest.raises(ValueError, match="SPAPI_REQUESTS_PER_DAY must be a whole number"):
+            spapi_resource()

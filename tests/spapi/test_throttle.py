@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 from pathlib import Path
@@ -203,6 +204,67 @@ def test_no_minute_or_day_window_ever_exceeds_its_cap_with_reservations_ahead(tm
     assert _most_in_any_window(sent, 60.0) <= 4
     assert _most_in_any_window(sent, 600.0) <= 25
     assert len(sent) >= 60  # three day windows' worth: the caps are used, not just respected
+
+
+# -- a request's share of the caps (the budgeted offers pull leaves the rest to pushes) --------------------------------
+def test_a_cap_share_fills_at_floor_cap_times_share_counting_every_operations_requests(tmp_path: Path) -> None:
+    clock = FakeClock(start=600.0)  # on a slot boundary
+    throttle = make(tmp_path, clock, requests_per_minute=10)
+    # Two pushes first: they count in the window the pull shares, so the pull gets 5 - 2 = 3, not 5.
+    assert [throttle.reserve("S", "push", 100, 100).reserved for _ in range(2)] == [True] * 2
+    assert [throttle.reserve("S", "pull", 100, 100, cap_share=0.5).reserved for _ in range(3)] == [True] * 3
+    blocked = throttle.reserve("S", "pull", 100, 100, cap_share=0.5)
+    assert not blocked.reserved and blocked.limited_by == "minute"
+    assert blocked.wait == pytest.approx(61.0)  # when the first push's slot has left the window
+    # The rest of the cap stays for the pushes: five more now, then the whole cap is spent.
+    assert [throttle.reserve("S", "push", 100, 100).reserved for _ in range(5)] == [True] * 5
+    assert not throttle.reserve("S", "push", 100, 100).reserved
+    # 100 × 0.29 is 28.999… in floats: still 29 requests.
+    assert Throttle(tmp_path / "f.sqlite3", requests_per_minute=100).windows[0].share(0.29) == 29
+
+
+def test_a_cap_share_with_a_deadline_says_no_at_once_and_reserves_nothing(tmp_path: Path) -> None:
+    clock = FakeClock(start=600.0)
+    throttle = make(tmp_path, clock, requests_per_minute=4, requests_per_day=100)
+    throttle.acquire("S", "pull", 100, 100, cap_share=0.5)
+    throttle.acquire("S", "pull", 100, 100, cap_share=0.5)
+    with pytest.raises(Throttled, match="minute limit at a 0.5 share"):
+        throttle.acquire("S", "pull", 100, 100, deadline=clock.now + 30, cap_share=0.5)
+    assert clock.now == 600.0  # it did not wait for a window that frees after the deadline
+    assert throttle.reserve("S", "push", 100, 100).reserved  # nothing was taken: the pushes still have 2
+    assert throttle.reserve("S", "push", 100, 100).reserved
+    # Within the deadline it waits for its share to free, as any request waits for a cap.
+    assert throttle.acquire("S", "pull", 100, 100, deadline=clock.now + 62, cap_share=0.5) == pytest.approx(61.0)
+    # A share that leaves no request of a cap (0.2 × 4 < 1) is refused at once, deadline or not.
+    with pytest.raises(Throttled, match="leaves no request"):
+        throttle.reserve("S", "pull", 100, 100, cap_share=0.2)
+    with pytest.raises(ValueError):
+        throttle.reserve("S", "pull", 100, 100, cap_share=0.0)
+
+
+def test_a_pull_at_half_the_caps_never_holds_more_and_the_pushes_get_the_rest(tmp_path: Path) -> None:
+    clock = FakeClock(start=9_999.9)
+    throttle = make(tmp_path, clock, requests_per_minute=10, requests_per_day=120, day_seconds=900.0)
+    pull_free_at, pulls, pushes, push_waits = clock.now, [], [], []
+    end = clock.now + 3600
+    while clock.now < end:
+        # The pull asks again as soon as it may (alone it would take the whole cap); a push comes every 20 s.
+        if pull_free_at <= clock.now:
+            reservation = throttle.reserve("S", "pull", 100, 100, cap_share=0.5)
+            pull_free_at = clock.now + reservation.wait
+            if reservation.reserved:
+                pulls.append(pull_free_at)
+        if round(clock.now - 9_999.9, 2) % 20 == 0:
+            reservation = throttle.reserve("S", "push", 100, 100)
+            push_waits.append(reservation.wait if reservation.reserved else math.inf)
+            pushes.append(clock.now)
+        clock.now += 0.25
+    assert _most_in_any_window(pulls, 60.0) <= 5 and _most_in_any_window(pulls, 900.0) <= 60
+    both = sorted(pulls + pushes)
+    assert _most_in_any_window(both, 60.0) <= 10 and _most_in_any_window(both, 900.0) <= 120
+    # The share counts the pushes too: with ~4 pushes a minute the pull sends about one, never a push's turn.
+    assert len(pulls) >= 60
+    assert set(push_waits) == {0.0}  # every push goes at once: the rest of the caps is theirs
 
 
 # -- feed submissions (JSON_LISTINGS_FEED: 5 per 5 minutes per seller × region) ----------------------------------------
