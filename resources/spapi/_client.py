@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -470,6 +471,39 @@ class SpApiClient(FeedsMixin):
             ]
             results.extend(self.call("getItemOffersBatch", body={"requests": requests}).data.get("responses", []))
         return results
+
+    def iter_item_offers_batches(
+        self,
+        marketplace_id: str,
+        asins: Sequence[str],
+        *,
+        max_seconds: float | None = None,
+        cap_share: float = 1.0,
+        item_condition: str = "New",
+        customer_type: str = "Consumer",
+    ) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+        """getItemOffersBatch over `asins` in the given order, 20 per request, yielding (the request's ASINs,
+        Amazon's `responses` items) per request. Stops early, without raising, once `max_seconds` have passed since
+        the first request (None: no time limit). Provisional: `cap_share` is not applied yet."""
+        del cap_share
+        started: float | None = None
+        for chunk in _chunks(list(asins), OFFERS_BATCH):
+            if started is None:
+                started = time.monotonic()
+            elif max_seconds is not None and time.monotonic() - started >= max_seconds:
+                return
+            requests = [
+                {
+                    "uri": f"/products/pricing/v0/items/{asin}/offers",
+                    "method": "GET",
+                    "MarketplaceId": marketplace_id,
+                    "ItemCondition": item_condition,
+                    "CustomerType": customer_type,
+                }
+                for asin in chunk
+            ]
+            data = self.call("getItemOffersBatch", body={"requests": requests}).data
+            yield list(chunk), data.get("responses", [])
 
     def get_competitive_summary(
         self,
