@@ -18,10 +18,11 @@ Runs are requested from what was stored since the cursor's `since` (the newest `
 notifications stored by a tick that failed before its runs were submitted are acted on by the next tick: ORDER_CHANGE
 → `inventory_job` on every channel of the order's seller (an order reserves the seller's stock everywhere),
 FBA_INVENTORY_AVAILABILITY_CHANGES → `inventory_job` (reservations, FBA pull, reconcile, push), ANY_OFFER_CHANGED →
-`prices_job` (competitor offers, reprice, push); one run per channel and job per tick, tagged `seller=<id>`, only for
-channels an `enable_channel` run has enabled. Notifications for a channel not enabled yet are stored all the same and
-counted in the cursor's `held` (channel → job → notifications; also in the skip reason and the log); the first tick
-after the channel's enable run requests one run per held job, which reads everything stored for the channel.
+`prices_job` with `pull: false` on competitor_prices (the notified offers, reprice, push; no getItemOffersBatch);
+one run per channel and job per tick, tagged `seller=<id>`, only for channels an `enable_channel` run has enabled.
+Notifications for a channel not enabled yet are stored all the same and counted in the cursor's `held` (channel → job
+→ notifications; also in the skip reason and the log); the first tick after the channel's enable run requests one run
+per held job, which reads everything stored for the channel.
 """
 
 import bisect
@@ -71,6 +72,11 @@ _JOB_FOR_TYPE = {
     "ORDER_CHANGE": inventory_job.name,
     "FBA_INVENTORY_AVAILABILITY_CHANGES": inventory_job.name,
     "ANY_OFFER_CHANGED": prices_job.name,
+}
+# prices_job runs only for ANY_OFFER_CHANGED: the notifications carry the offers, so the run prices from the
+# observations without any getItemOffersBatch (the scheduled runs keep the budgeted pull for the silent ASINs).
+_RUN_CONFIG: dict[str, dict[str, Any]] = {
+    prices_job.name: {"ops": {"competitor_prices": {"config": {"pull": False}}}},
 }
 
 
@@ -381,6 +387,7 @@ def sqs_notifications_sensor(context: dg.SensorEvaluationContext, warehouse: War
             job_name=job,
             partition_key=channel,
             tags={"seller": channels[channel].seller_id, "trigger": "notifications", "notifications": str(count)},
+            run_config=_RUN_CONFIG.get(job, {}),
         )
         for (channel, job), count in sorted(runs.items())
     ]
