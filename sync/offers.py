@@ -296,8 +296,8 @@ def load_notified(
     if present < 3:
         return OBSERVATION_SCHEMA.empty_table(), SNAPSHOT_SCHEMA.empty_table(), None
     params = {"channel": channel, "since": since or datetime(1970, 1, 1, tzinfo=UTC)}
-    offers = store.execute(_STORE_OFFERS, params).to_arrow_table().cast(OBSERVATION_SCHEMA)
-    summaries = store.execute(_STORE_SUMMARIES, params).to_arrow_table().cast(SNAPSHOT_SCHEMA)
+    offers = store.sql(_STORE_OFFERS, params=params).to_arrow_table().cast(OBSERVATION_SCHEMA)
+    summaries = store.sql(_STORE_SUMMARIES, params=params).to_arrow_table().cast(SNAPSHOT_SCHEMA)
     newest = store.execute(
         "SELECT max(n.received_at) FROM offer_change_summaries s JOIN notifications n USING (notification_id, channel) "
         "WHERE s.channel = $channel AND n.received_at > $since",
