@@ -6,21 +6,25 @@ and shown; every problem is listed with file, row, column and value in the check
 is recorded with severity `warning` and the channel's other SKUs go on.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.metadata import PREVIEW_ROWS, preview
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
+from resources.spapi import SpApiError
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
 from seller.config import Channel
 from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, unknown_skus, validated_input
+from sync import offers
 from sync.pull import fba_rows, offer_rows
 
-__all__ = ["input_assets", "AmazonPullConfig"]
+__all__ = ["input_assets", "AmazonPullConfig", "OffersPullConfig"]
 
 MAX_LISTED_PROBLEMS = 50
 
@@ -38,10 +42,14 @@ _DESCRIPTIONS = {
         "in sync_history. Source: `channel_mappings` file, checked against the master_inventory table."
     ),
     "competitor_prices": (
-        "Competitor offers on the channel's ASINs: one row per observed offer (seller, price, shipping, FBA/FBM, "
-        "observed_at with offset). Source: Amazon's offers for every mapped ASIN (getItemOffersBatch, 20 ASINs per "
-        "request, our own offers left out, observed_at = Amazon's offers time) plus the third-party entries of the "
-        "`competitor_prices` file (rows with a null `_row` came from Amazon)."
+        "Competitor offers on the channel's ASINs as they stand: one row per (ASIN, seller), the newest observation "
+        "(seller, price, shipping, FBA/FBM, observed_at with offset), our own offers left out. Derived from the "
+        "channel's `offer_observations`: per ASIN the offers of its newest Amazon snapshot (an ANY_OFFER_CHANGED "
+        "notification imported from the sensor's store, or a getItemOffersBatch answer; a seller missing from it has "
+        "left), merged with the `competitor_prices` file's rows (a null `_row` means Amazon). Each run imports the new "
+        "notifications, then pulls the mapped ASINs whose newest snapshot is oldest (never observed first) within "
+        "`pull_seconds` and `pull_cap_share` of the seller's budget; the next run goes on from there. `pull: false` "
+        "(the sensor's offer runs) prices from the observations alone."
     ),
     "fba_inventory": (
         "FBA stock as Amazon reports it: one row per FBA SKU with its fulfillable quantity. Source: Amazon's "
@@ -57,42 +65,118 @@ class AmazonPullConfig(dg.Config):
     offline: bool = False
 
 
+class OffersPullConfig(AmazonPullConfig):
+    """competitor_prices: `offline: true` also skips the notification import (the file and the observations already
+    recorded alone); `pull: false` imports notifications but asks Amazon nothing; the pull stops after
+    `pull_seconds` or before filling more than `pull_cap_share` of the seller's module caps (room for pushes)."""
+
+    pull: bool = True
+    pull_seconds: float = 120.0
+    pull_cap_share: float = 0.5
+
+
 def _pull_fba(con: duckdb.DuckDBPyConnection, channel: Channel, spapi: SpApiResource) -> tuple[pa.Table, dict]:
     client = spapi.client_for(channel.seller_id, region=channel.region)
     rows = fba_rows(channel.name, client.iter_inventory_summaries(channel.marketplace_id))
     return rows, {"amazon_rows": rows.num_rows}
 
 
-def _pull_offers(con: duckdb.DuckDBPyConnection, channel: Channel, spapi: SpApiResource) -> tuple[pa.Table, dict]:
+def _mapped_asins(con: duckdb.DuckDBPyConnection) -> str:
+    """A temp view of the channel's mapped ASINs (empty before channel_mappings was ever materialized)."""
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'channel_mappings' AND NOT temporary"
     ).fetchall()[0][0]
-    asins = (
-        [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT asin FROM channel_mappings WHERE asin IS NOT NULL ORDER BY 1"
-            ).fetchall()
-        ]
-        if exists
-        else []
-    )
+    source = "SELECT asin FROM channel_mappings" if exists else "SELECT NULL::VARCHAR AS asin WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW mapped_asins AS {source}")
+    return "mapped_asins"
+
+
+def _import_notified(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, channel: Channel, now: datetime) -> int:
+    """The channel's ANY_OFFER_CHANGED rows stored since the last import → observations; returns the ASINs."""
+    if not warehouse.notifications_path().exists():
+        return 0
+    since = offers.notified_since(con)
+    with warehouse.connect_notifications(read_only=True) as store:  # one short read: the sensor writes this file
+        observed, snapshots, newest = offers.load_notified(store, channel.name, since)
+    retention = channel.pricing.observation_retention_days
+    return offers.import_notified(con, observed, snapshots, newest, now, retention)
+
+
+def _pull_offers(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    channel: Channel,
+    spapi: SpApiResource,
+    config: OffersPullConfig,
+) -> dict:
+    """Ask Amazon about the plan's ASINs, oldest first, appending each request's answers as they come (a run that
+    stops keeps them; the next run's plan starts after them)."""
+    plan = offers.pull_plan(con, _mapped_asins(con))
     client = spapi.client_for(channel.seller_id, region=channel.region)
-    responses = client.get_item_offers_batch(channel.marketplace_id, asins) if asins else []
-    rows, failed = offer_rows(channel.name, channel.seller_id, responses, datetime.now(UTC))
-    return rows, {"amazon_rows": rows.num_rows, "asins_asked": len(asins), "asins_failed": failed}
+    asked = failed = 0
+    stopped = "complete"
+    batches = client.iter_item_offers_batches(
+        channel.marketplace_id, plan, max_seconds=config.pull_seconds, cap_share=config.pull_cap_share
+    )
+    try:
+        for chunk, responses in batches:
+            now = datetime.now(UTC)
+            observed, snapshots = offer_rows(channel.seller_id, chunk, responses, now)
+            offers.append(con, "pull", observed, snapshots, now, channel.pricing.observation_retention_days)
+            asked += len(chunk)
+            failed += snapshots.filter(pc.equal(snapshots["status"], "failed")).num_rows
+    except SpApiError as exc:  # what was asked so far is kept; pricing goes on from the observations
+        stopped = f"error: {exc}"
+        context.log.warning(f"offers pull stopped after {asked} of {len(plan)} ASINs: {exc}")
+    if stopped == "complete" and asked < len(plan):
+        stopped = f"budget ({asked} of {len(plan)} ASINs; pull_seconds {config.pull_seconds:g}, cap share "
+        stopped += f"{config.pull_cap_share:g})"
+    return {
+        "pulled_asins": dg.MetadataValue.int(asked),
+        "pull_failed_asins": dg.MetadataValue.int(failed),
+        "pull_planned_asins": dg.MetadataValue.int(len(plan)),
+        "pull_stopped": dg.MetadataValue.text(stopped),
+        **spapi.metadata(),
+    }
 
 
-# How Amazon's rows join the file's: FBA figures only where the file has none for the SKU; offers are all kept.
+def _current_offers(con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime) -> dict:
+    """Inside the input's transaction: the file's rows become observations, the retention runs, and the
+    `competitor_prices` table becomes the current picture; returns the metadata."""
+    retention = channel.pricing.observation_retention_days
+    con.execute("CREATE OR REPLACE TEMP TABLE offer_file AS SELECT * FROM competitor_prices")
+    try:
+        file_added = offers.append_file(con, "offer_file", now, retention)
+        deleted = offers.apply_retention(con, now, retention)
+        offers.write_current(con, "competitor_prices", channel.name, channel.seller_id, "offer_file")
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.offer_file")
+    ages = offers.age_stats(con, now, channel.pricing.freshness_hours, _mapped_asins(con))
+    total = con.execute("SELECT count(*) FROM offer_observations").fetchall()[0][0]
+
+    def minutes(value: float | None) -> dg.MetadataValue:
+        return dg.MetadataValue.float(round(value, 1)) if value is not None else dg.MetadataValue.text("n/a")
+
+    return {
+        "age_p50_minutes": minutes(ages["p50_minutes"]),
+        "age_p95_minutes": minutes(ages["p95_minutes"]),
+        "age_max_minutes": minutes(ages["max_minutes"]),
+        "mapped_asins": dg.MetadataValue.int(ages["mapped"]),
+        "never_observed": dg.MetadataValue.int(ages["never_observed"]),
+        "beyond_freshness": dg.MetadataValue.int(ages["beyond_freshness"]),
+        "observations_total": dg.MetadataValue.int(total),
+        "file_observations_added": dg.MetadataValue.int(file_added),
+        "observations_expired": dg.MetadataValue.int(deleted),
+    }
+
+
+# How Amazon's FBA figures join the file's: only where the file has none for the SKU.
 _MERGE = {
     "fba_inventory": "INSERT INTO fba_inventory BY NAME SELECT channel, sku, fulfillable_quantity, "
     "NULL::BIGINT AS _row FROM amazon_rows WHERE sku NOT IN (SELECT sku FROM fba_inventory)",
-    "competitor_prices": "INSERT INTO competitor_prices BY NAME SELECT channel, asin, seller_id, "
-    "CAST(price AS DECIMAL(18,2)) AS price, CAST(shipping AS DECIMAL(18,2)) AS shipping, fulfillment, "
-    "CAST(observed_at AS TIMESTAMPTZ) AS observed_at, NULL::BIGINT AS _row FROM amazon_rows",
 }
-_PULLS = {"fba_inventory": _pull_fba, "competitor_prices": _pull_offers}
-# The inputs read while validated: the offers pull asks for the mapped ASINs; a mapping's SKU must be in the master.
+_PULLS_AMAZON = {"fba_inventory", "competitor_prices"}
+# The inputs read while validated: the offers pull plans over the mapped ASINs; a mapping's SKU must be in the master.
 _DEPS = {"competitor_prices": ["channel_mappings"], "channel_mappings": ["master_inventory"]}
 
 
@@ -105,7 +189,7 @@ def _known_master(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _build(name: str) -> dg.AssetsDefinition:
     check_name = f"{name}_valid"
-    pull = _PULLS.get(name)
+    pull = name in _PULLS_AMAZON
 
     decorate = dg.asset(
         name=name,
@@ -126,7 +210,10 @@ def _build(name: str) -> dg.AssetsDefinition:
     )
 
     def _input(
-        context: dg.AssetExecutionContext, warehouse: Warehouse, pulled: tuple[pa.Table, dict] | None = None
+        context: dg.AssetExecutionContext,
+        warehouse: Warehouse,
+        pulled: tuple[pa.Table, dict] | None = None,
+        finish: Callable[[duckdb.DuckDBPyConnection], dict] | None = None,
     ) -> dg.MaterializeResult:
         channel = channel_for(context.partition_key)
         with warehouse.connect(channel.name) as con:
@@ -138,14 +225,16 @@ def _build(name: str) -> dg.AssetsDefinition:
                 if name == "channel_mappings" and loaded.path is not None and _known_master(con):
                     warned = unknown_skus(con, name, "master_inventory", loaded.path.name)
                     problems = pa.concat_tables([problems, warned])
-                head = con.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row LIMIT {PREVIEW_ROWS}")
-                head = head.to_arrow_table()
+                file_rows = loaded.rows
                 con.register("problem_rows", problems)
                 con.execute("DELETE FROM input_errors WHERE input = ?", [name])
                 con.execute("INSERT INTO input_errors BY NAME SELECT ? AS input, * FROM problem_rows", [name])
                 if pulled is not None:
                     con.register("amazon_rows", pulled[0])
                     con.execute(_MERGE[name])
+                extra = finish(con) if finish is not None else {}
+                head = con.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row NULLS LAST LIMIT {PREVIEW_ROWS}")
+                head = head.to_arrow_table()
             total = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
         errors = blocking(problems)
         warnings = problems.num_rows - errors.num_rows
@@ -173,9 +262,10 @@ def _build(name: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(total),
-                "file_rows": dg.MetadataValue.int(loaded.rows),
-                "amazon": dg.MetadataValue.text("offline" if pull and pulled is None else "pulled" if pull else "n/a"),
+                "file_rows": dg.MetadataValue.int(file_rows),
+                **({"amazon": dg.MetadataValue.text("offline" if pulled is None else "pulled")} if pull else {}),
                 **(pulled[1] if pulled else {}),
+                **extra,
                 "source": dg.MetadataValue.path(str(loaded.path) if loaded.path else f"{name} (absent)"),
                 "invalid_rows": dg.MetadataValue.int(len(set(errors.column("row").to_pylist()))),
                 "warnings": dg.MetadataValue.int(warnings),
@@ -184,12 +274,34 @@ def _build(name: str) -> dg.AssetsDefinition:
             check_results=[check],
         )
 
-    if pull is None:
+    if not pull:
 
         def _file_input(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
             return _input(context, warehouse)
 
         return decorate(_file_input)
+
+    if name == "competitor_prices":
+
+        def _offers_input(
+            context: dg.AssetExecutionContext, config: OffersPullConfig, warehouse: Warehouse, spapi: SpApiResource
+        ) -> dg.MaterializeResult:
+            channel = channel_for(context.partition_key)
+            now = datetime.now(UTC)
+            meta: dict = {"amazon": dg.MetadataValue.text("offline")}
+            with warehouse.connect(channel.name) as con:
+                offers.ensure_tables(con)
+                if not config.offline:
+                    notified = _import_notified(con, warehouse, channel, now)
+                    meta = {
+                        "amazon": dg.MetadataValue.text("pulled" if config.pull else "notified only (pull: false)"),
+                        "notified_asins": dg.MetadataValue.int(notified),
+                    }
+                    if config.pull:
+                        meta.update(_pull_offers(context, con, channel, spapi, config))
+            return _input(context, warehouse, finish=lambda con: {**meta, **_current_offers(con, channel, now)})
+
+        return decorate(_offers_input)
 
     def _pulled_input(
         context: dg.AssetExecutionContext, config: AmazonPullConfig, warehouse: Warehouse, spapi: SpApiResource
@@ -198,7 +310,7 @@ def _build(name: str) -> dg.AssetsDefinition:
             return _input(context, warehouse)
         channel = channel_for(context.partition_key)
         with warehouse.connect(channel.name) as con:
-            rows, meta = pull(con, channel, spapi)
+            rows, meta = _pull_fba(con, channel, spapi)
         return _input(context, warehouse, (rows, {**meta, **spapi.metadata()}))
 
     return decorate(_pulled_input)

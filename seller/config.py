@@ -48,6 +48,7 @@ class Pricing:
     undercut_percent: Decimal = Decimal("0.5")
     freshness_hours: int = 24
     compete_with: str = "all"  # "all" | "fba_only"
+    observation_retention_days: int = 30  # offer_observations / offer_snapshots older than this are deleted
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _parse_entry(entry: Any, where: str) -> Channel:
 def _parse_pricing(block: Any, where: str) -> Pricing:
     if not isinstance(block, dict):
         raise ChannelConfigError(f"{where}: pricing must be a mapping")
-    unknown = set(block) - {"undercut_percent", "freshness_hours", "compete_with"}
+    unknown = set(block) - {"undercut_percent", "freshness_hours", "compete_with", "observation_retention_days"}
     if unknown:
         raise ChannelConfigError(f"{where}: unknown pricing keys {sorted(unknown)}")
     try:
@@ -173,4 +174,12 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
     compete_with = str(block.get("compete_with", "all"))
     if compete_with not in ("all", "fba_only"):
         raise ChannelConfigError(f"{where}: pricing.compete_with must be all or fba_only")
-    return Pricing(undercut_percent=undercut, freshness_hours=freshness, compete_with=compete_with)
+    retention = block.get("observation_retention_days", 30)
+    if not isinstance(retention, int) or isinstance(retention, bool) or retention <= 0:
+        raise ChannelConfigError(f"{where}: pricing.observation_retention_days must be a positive whole number of days")
+    return Pricing(
+        undercut_percent=undercut,
+        freshness_hours=freshness,
+        compete_with=compete_with,
+        observation_retention_days=retention,
+    )

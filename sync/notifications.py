@@ -12,7 +12,10 @@ routed becomes a dead letter with the reason, so it is neither lost nor redelive
 
 The store is one DuckDB file per data directory (`warehouse/_notifications.duckdb`), written only by the sensor in
 short transactions: `notifications` (one row per notification and channel; duplicates are ignored), typed detail
-tables (`order_changes`, `order_change_items`, `fba_changes`, `offer_changes`) and `dead_letters`.
+tables (`order_changes`, `order_change_items`, `fba_changes`, and for ANY_OFFER_CHANGED `offer_change_summaries` — the
+Summary, one row — and `offer_change_offers` — every listed offer, ours included; money as exact decimal strings) and
+`dead_letters`. `ensure_schema` adds tables a store written by an earlier version lacks; the earlier `offer_changes`
+table, which only the Summary's two prices filled, is no longer written or read.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from seller.config import Channel
+from sync.offers import lower_keys, offer_fields, summary_fields
 
 __all__ = [
     "AMAZON_NOTIFICATIONS_ACCOUNT",
@@ -85,15 +89,6 @@ def queue_policy(queue_arn: str) -> str:
 # --- parsing -----------------------------------------------------------------------------------------------------
 
 
-def _lower(value: Any) -> Any:
-    """The document with every object key lower-cased (PascalCase and camelCase documents look alike)."""
-    if isinstance(value, dict):
-        return {str(k).lower(): _lower(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_lower(v) for v in value]
-    return value
-
-
 def _get(doc: Any, *path: str, required: bool = True) -> Any:
     value = doc
     for key in path:
@@ -132,13 +127,6 @@ def _count(doc: Any, *path: str) -> int:
     return value
 
 
-def _money(doc: Any, *path: str) -> str | None:
-    value = _get(doc, *path, required=False)
-    if not isinstance(value, dict) or value.get("amount") is None:
-        return None
-    return str(value["amount"])
-
-
 @dataclass
 class Notification:
     """One parsed notification: identity, routing keys, the times that order it, and its typed detail rows."""
@@ -174,7 +162,7 @@ def unwrap(body: str) -> tuple[dict[str, Any], str]:
 def parse_body(body: str) -> Notification:
     """Parse one SQS message body; raises `Malformed` with the reason."""
     raw, text = unwrap(body)
-    doc = _lower(raw)
+    doc = lower_keys(raw)
     kind = _text(doc, "NotificationType")
     if kind not in SUBSCRIBED_TYPES and kind not in _KNOWN_IGNORED:
         raise Malformed(f"unsupported notification type {kind!r}")
@@ -257,6 +245,8 @@ def _fba_change(payload: Any) -> tuple[str, tuple[str, ...], datetime | None, st
 
 
 def _offer_change(payload: Any) -> tuple[str, tuple[str, ...], datetime | None, str, dict]:
+    """One snapshot row (the Summary) and one row per listed offer (up to 20, ours included): the whole picture of
+    the ASIN at TimeOfOfferChange, so a seller missing from it has left."""
     change = _get(payload, "AnyOfferChangedNotification")
     seller = _text(change, "SellerId")
     trigger = _get(change, "OfferChangeTrigger")
@@ -264,17 +254,23 @@ def _offer_change(payload: Any) -> tuple[str, tuple[str, ...], datetime | None, 
     asin = _text(trigger, "ASIN")
     when = _time(trigger, "TimeOfOfferChange", required=False)
     summary = _get(change, "Summary", required=False) or {}
-    lowest = (_get(summary, "LowestPrices", required=False) or [None])[0]
-    buybox = (_get(summary, "BuyBoxPrices", required=False) or [None])[0]
-    offers = _get(change, "Offers", required=False) or []
-    row = {
+    listed = _get(change, "Offers", required=False) or []
+    if not isinstance(summary, dict) or not isinstance(listed, list):
+        raise Malformed("Summary must be an object and Offers an array")
+    offers: dict[str, dict[str, Any]] = {}
+    for position, offer in enumerate(listed, start=1):
+        fields = offer_fields(offer) if isinstance(offer, dict) else None
+        if fields is None:
+            raise Malformed(f"Offers[{position}] needs a SellerId and a ListingPrice.Amount")
+        offers.setdefault(fields["seller_id"], {"asin": asin, **fields})  # a seller's first (best-ranked) offer
+    condition = _text(trigger, "ItemCondition", required=False) or "new"
+    head = {
         "asin": asin,
         "offer_change_type": _text(trigger, "OfferChangeType", required=False),
-        "lowest_landed_price": _money(lowest, "LandedPrice") if lowest else None,
-        "buybox_landed_price": _money(buybox, "LandedPrice") if buybox else None,
-        "offer_count": len(offers) if isinstance(offers, list) else None,
+        **summary_fields(summary, list(offers.values()), seller, condition),
     }
-    return seller, (market,), when, asin, {"offer_changes": [row]}
+    detail = {"offer_change_summaries": [head], "offer_change_offers": list(offers.values())}
+    return seller, (market,), when, asin, detail
 
 
 # --- a batch of SQS messages -------------------------------------------------------------------------------------
@@ -331,14 +327,32 @@ _COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
         ("event_time", pa.timestamp("us", tz="UTC")),
         ("publish_time", pa.timestamp("us", tz="UTC")),
     ],
-    "offer_changes": [
+    "offer_change_summaries": [
         ("notification_id", pa.string()),
         ("channel", pa.string()),
         ("asin", pa.string()),
         ("offer_change_type", pa.string()),
-        ("lowest_landed_price", pa.string()),
+        ("number_of_offers", pa.int64()),
         ("buybox_landed_price", pa.string()),
-        ("offer_count", pa.int64()),
+        ("lowest_landed_price", pa.string()),
+        ("competitive_price_threshold", pa.string()),
+        ("our_buybox", pa.bool_()),
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("publish_time", pa.timestamp("us", tz="UTC")),
+    ],
+    "offer_change_offers": [
+        ("notification_id", pa.string()),
+        ("channel", pa.string()),
+        ("asin", pa.string()),
+        ("seller_id", pa.string()),
+        ("price", pa.string()),
+        ("shipping", pa.string()),
+        ("fulfillment", pa.string()),
+        ("is_featured_merchant", pa.bool_()),
+        ("is_buybox_winner", pa.bool_()),
+        ("feedback_rating", pa.string()),
+        ("feedback_count", pa.int64()),
+        ("is_prime", pa.bool_()),
         ("event_time", pa.timestamp("us", tz="UTC")),
         ("publish_time", pa.timestamp("us", tz="UTC")),
     ],
@@ -351,16 +365,25 @@ _COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
     ],
 }
 
-_SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ"}
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
 # The key each table is deduplicated on.
 _KEYS = {
     "notifications": ("notification_id", "channel"),
     "order_changes": ("notification_id", "channel"),
     "order_change_items": ("notification_id", "channel", "order_item_id"),
     "fba_changes": ("notification_id", "channel"),
-    "offer_changes": ("notification_id", "channel"),
+    "offer_change_summaries": ("notification_id", "channel"),
+    "offer_change_offers": ("notification_id", "channel", "seller_id"),
     "dead_letters": ("dead_letter_id",),
 }
+
+# The typed detail tables, one or more rows per stored notification.
+_DETAIL = ("order_changes", "order_change_items", "fba_changes", "offer_change_summaries", "offer_change_offers")
 
 
 @dataclass
@@ -434,7 +457,7 @@ def prepare_batch(messages: Iterable[Received], channels: Mapping[str, Channel],
                 for row in detail:
                     if "marketplace_id" in row and row["marketplace_id"] != market:
                         continue
-                    extra = times if table != "order_change_items" else {}
+                    extra = times if table != "order_change_items" else {}  # an item has its order's times
                     rows[table].append({**base, **{k: v for k, v in row.items() if k != "marketplace_id"}, **extra})
     return Batch(rows, handles)
 
@@ -477,7 +500,7 @@ def store_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[dict[str, 
             f"AND n.channel = i.channel) ORDER BY {key}, received_at"
         )
         con.execute("INSERT INTO notifications SELECT * FROM fresh")
-        for name in ("order_changes", "order_change_items", "fba_changes", "offer_changes"):
+        for name in _DETAIL:
             if name not in incoming:
                 continue
             detail_key = ", ".join(_KEYS[name])

@@ -1,29 +1,20 @@
-"""Amazon's answers as input rows: FBA fulfillable quantities and competitor offers, in the input files' columns."""
+"""Amazon's answers as rows: FBA fulfillable quantities in the input file's columns, and getItemOffersBatch answers as
+offer observations and snapshots (sync.offers)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["fba_rows", "offer_rows", "FBA_SCHEMA", "OFFER_SCHEMA"]
+from sync.offers import OBSERVATION_SCHEMA, SNAPSHOT_SCHEMA, lower_keys, offer_fields, summary_fields
 
-# Text columns: the SQL that merges them with the file's rows casts them exactly (money as DECIMAL, never a float).
+__all__ = ["fba_rows", "offer_rows", "FBA_SCHEMA"]
+
+# Text columns: the SQL that merges them with the file's rows casts them exactly.
 FBA_SCHEMA = pa.schema([("channel", pa.string()), ("sku", pa.string()), ("fulfillable_quantity", pa.int64())])
-OFFER_SCHEMA = pa.schema(
-    [
-        ("channel", pa.string()),
-        ("asin", pa.string()),
-        ("seller_id", pa.string()),
-        ("price", pa.string()),
-        ("shipping", pa.string()),
-        ("fulfillment", pa.string()),
-        ("observed_at", pa.string()),
-    ]
-)
 
 
 def fba_rows(channel: str, summaries: Iterable[Mapping[str, Any]]) -> pa.Table:
@@ -38,41 +29,56 @@ def fba_rows(channel: str, summaries: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=FBA_SCHEMA)
 
 
-def _amount(money: Any) -> str | None:
-    if not isinstance(money, Mapping) or money.get("Amount") is None:
-        return None
-    return str(Decimal(str(money["Amount"])))
+def _time(value: Any, default: datetime) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return default
+    return parsed if parsed.tzinfo else default
 
 
 def offer_rows(
-    channel: str, seller_id: str, responses: Iterable[Mapping[str, Any]], observed_at: datetime
-) -> tuple[pa.Table, int]:
-    """getItemOffersBatch responses → one row per competitor offer (our own offers are left out); observed_at is
-    Amazon's OffersAvailableTime when given, else the pull time. Returns (rows, failed ASIN responses)."""
-    rows, failed = [], 0
+    seller_id: str, asked: Sequence[str], responses: Iterable[Mapping[str, Any]], requested_at: datetime
+) -> tuple[pa.Table, pa.Table]:
+    """One getItemOffersBatch request's answers → (observations, snapshots) in sync.offers' schemas: every listed
+    offer, ours included, observed at Amazon's OffersAvailableTime when given, else `requested_at`; one snapshot per
+    asked ASIN, status `failed` (at `requested_at`) when its item failed or is missing from the answer."""
+    observations, snapshots, answered = [], [], set()
     for response in responses:
-        status = (response.get("status") or {}).get("statusCode")
-        payload = (response.get("body") or {}).get("payload") or {}
-        if status != 200 or not payload:
-            failed += 1
+        doc = lower_keys(dict(response))
+        status = (doc.get("status") or {}).get("statuscode")
+        payload = (doc.get("body") or {}).get("payload") or {}
+        asin = (
+            payload.get("asin")
+            or (payload.get("identifier") or {}).get("asin")
+            or (doc.get("request") or {}).get("asin")
+        )
+        if not asin or status != 200 or not payload:
             continue
-        asin = payload.get("ASIN") or (payload.get("Identifier") or {}).get("ASIN")
-        seen = (payload.get("Summary") or {}).get("OffersAvailableTime") or observed_at.isoformat()
-        for offer in payload.get("Offers") or []:
-            if offer.get("MyOffer") or offer.get("SellerId") == seller_id:
-                continue
-            price = _amount(offer.get("ListingPrice"))
-            if not asin or not offer.get("SellerId") or price is None:
-                continue
-            rows.append(
-                {
-                    "channel": channel,
-                    "asin": str(asin),
-                    "seller_id": str(offer["SellerId"]),
-                    "price": price,
-                    "shipping": _amount(offer.get("Shipping")) or "0",
-                    "fulfillment": "FBA" if offer.get("IsFulfilledByAmazon") else "FBM",
-                    "observed_at": str(seen),
-                }
-            )
-    return pa.Table.from_pylist(rows, schema=OFFER_SCHEMA), failed
+        summary = payload.get("summary") or {}
+        seen = _time(summary.get("offersavailabletime"), requested_at) if summary.get("offersavailabletime") else None
+        observed_at = seen or requested_at
+        offers: dict[str, dict[str, Any]] = {}
+        for offer in payload.get("offers") or []:
+            fields = offer_fields(offer) if isinstance(offer, dict) else None
+            if fields is not None:
+                offers.setdefault(fields["seller_id"], {"asin": asin, "observed_at": observed_at, **fields})
+        observations += offers.values()
+        snapshots.append(
+            {
+                "asin": asin,
+                "observed_at": observed_at,
+                "status": "ok",
+                **summary_fields(summary, list(offers.values()), seller_id),
+            }
+        )
+        answered.add(asin)
+    snapshots += [
+        {"asin": asin, "observed_at": requested_at, "status": "failed"}
+        for asin in dict.fromkeys(asked)
+        if asin not in answered
+    ]
+    return (
+        pa.Table.from_pylist(observations, schema=OBSERVATION_SCHEMA),
+        pa.Table.from_pylist(snapshots, schema=SNAPSHOT_SCHEMA),
+    )

@@ -206,3 +206,85 @@ def store_rows(data_dir: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def offer_change_full(
+    asin: str,
+    at: str,
+    offers: list[tuple[str, str, str, bool, bool | None]],
+    *,
+    market: str = US,
+    buybox: str | None = None,
+    threshold: str | None = None,
+) -> dict[str, Any]:
+    """ANY_OFFER_CHANGED as Amazon sends it (AnyOfferChangedNotification.json): `offers` are (seller, listing price,
+    shipping, FBA, IsBuyBoxWinner or None to leave the flag out, as the schema does)."""
+
+    def money(amount: str) -> dict[str, Any]:
+        return {"Amount": float(amount), "CurrencyCode": "USD"}  # Amazon's JSON numbers
+
+    fba = sum(1 for o in offers if o[3])
+    landed = sorted(offers, key=lambda o: float(o[1]) + float(o[2]))
+    summary: dict[str, Any] = {
+        "NumberOfOffers": [
+            {"Condition": "new", "FulfillmentChannel": "Amazon", "OfferCount": fba},
+            {"Condition": "new", "FulfillmentChannel": "Merchant", "OfferCount": len(offers) - fba},
+        ],
+        "LowestPrices": [
+            {
+                "Condition": "new",
+                "FulfillmentChannel": "Amazon" if o[3] else "Merchant",
+                "LandedPrice": money(str(float(o[1]) + float(o[2]))),
+                "ListingPrice": money(o[1]),
+                "Shipping": money(o[2]),
+            }
+            for o in landed[:2]
+        ],
+        "BuyBoxPrices": [{"Condition": "new", "LandedPrice": money(buybox)}] if buybox else [],
+        "TotalBuyBoxEligibleOffers": len(offers),
+    }
+    if threshold:
+        summary["CompetitivePriceThreshold"] = money(threshold)
+    rendered = []
+    for seller, price, shipping, is_fba, winner in offers:
+        offer: dict[str, Any] = {
+            "SellerId": seller,
+            "SubCondition": "new",
+            "SellerFeedbackRating": {"SellerPositiveFeedbackRating": 97.5, "FeedbackCount": 4321},
+            "ShippingTime": {"MinimumHours": 24, "MaximumHours": 48, "AvailabilityType": "NOW"},
+            "ListingPrice": money(price),
+            "Shipping": money(shipping),
+            "IsFulfilledByAmazon": is_fba,
+            "PrimeInformation": {"IsOfferPrime": is_fba, "IsOfferNationalPrime": is_fba},
+            "IsFeaturedMerchant": True,
+            "ShipsDomestically": True,
+        }
+        if winner is not None:
+            offer["IsBuyBoxWinner"] = winner
+        rendered.append(offer)
+    return {
+        "NotificationVersion": "1.0",
+        "NotificationType": "ANY_OFFER_CHANGED",
+        "PayloadVersion": "1.0",
+        "EventTime": at,
+        "Payload": {
+            "AnyOfferChangedNotification": {
+                "SellerId": SELLER,
+                "OfferChangeTrigger": {
+                    "MarketplaceId": market,
+                    "ASIN": asin,
+                    "ItemCondition": "new",
+                    "TimeOfOfferChange": at,
+                    "OfferChangeType": "External",
+                },
+                "Summary": summary,
+                "Offers": rendered,
+            }
+        },
+        "NotificationMetadata": {
+            "ApplicationId": "amzn1.sellerapps.app.test",
+            "SubscriptionId": "sub-1",
+            "PublishTime": at,
+            "NotificationId": str(uuid.uuid4()),
+        },
+    }

@@ -69,7 +69,7 @@ def test_parses_each_type_and_casing_raw_and_sns_wrapped():
         fba.notification_id
     )
     offer = parse_body(json.dumps(offer_change("B000000001", "2026-11-29T09:30:00Z")))
-    assert offer.subject == "B000000001" and offer.detail["offer_changes"][0]["lowest_landed_price"] == "17.99"
+    assert offer.subject == "B000000001" and offer.detail["offer_change_summaries"][0]["lowest_landed_price"] == "17.99"
     feed = parse_body(json.dumps(feed_finished("50001", "2026-11-29T09:30:00Z")))  # camelCase
     assert (feed.notification_type, feed.subject, feed.marketplace_ids) == ("FEED_PROCESSING_FINISHED", "50001", ())
 

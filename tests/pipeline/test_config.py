@@ -14,6 +14,7 @@ def test_repository_default_config_loads(channels):
     assert list(channels) == ["us", "uk", "de"]
     assert channels["uk"].currency == "GBP"
     assert channels["de"].pricing.compete_with == "fba_only"
+    assert channels["de"].pricing.observation_retention_days == 30  # the default
 
 
 def test_jp_channel_has_no_minor_unit():
@@ -34,6 +35,7 @@ def test_jp_channel_has_no_minor_unit():
         ([entry(region="us")], "region must be one of na, eu, fe"),
         ([entry(use_feed="sometimes")], "use_feed must be auto, true or false"),
         ([entry(pricing={"undercut_percent": 150})], "undercut_percent must be in [0, 100)"),
+        ([entry(pricing={"observation_retention_days": 0})], "observation_retention_days must be a positive"),
         ([{"name": "us"}], "channel entry 1: missing seller_id, marketplace_id, region"),
     ],
 )
