@@ -12,19 +12,18 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from assets.metadata import PREVIEW_ROWS, preview
+from assets.offers import import_notified, mapped_asins
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
-from resources.spapi import SpApiError
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
 from seller.config import Channel
 from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, unknown_skus, validated_input
 from sync import offers
-from sync.pull import fba_rows, offer_rows
+from sync.pull import fba_rows
 
-__all__ = ["input_assets", "AmazonPullConfig", "OffersPullConfig"]
+__all__ = ["input_assets", "AmazonPullConfig"]
 
 MAX_LISTED_PROBLEMS = 50
 
@@ -43,13 +42,11 @@ _DESCRIPTIONS = {
     ),
     "competitor_prices": (
         "Competitor offers on the channel's ASINs as they stand: one row per (ASIN, seller), the newest observation "
-        "(seller, price, shipping, FBA/FBM, observed_at with offset), our own offers left out. Derived from the "
-        "channel's `offer_observations`: per ASIN the offers of its newest Amazon snapshot (an ANY_OFFER_CHANGED "
-        "notification imported from the sensor's store, or a getItemOffersBatch answer; a seller missing from it has "
-        "left), merged with the `competitor_prices` file's rows (a null `_row` means Amazon). Each run imports the new "
-        "notifications, then pulls the mapped ASINs whose newest snapshot is oldest (never observed first) within "
-        "`pull_seconds` and `pull_cap_share` of the seller's budget; the next run goes on from there. `pull: false` "
-        "(the sensor's offer runs) prices from the observations alone."
+        "(seller, price, shipping, FBA/FBM, observed_at with offset), our own offers left out. Derived from "
+        "`offer_observations`: per ASIN the offers of its newest Amazon snapshot (an ANY_OFFER_CHANGED notification "
+        "or a getItemOffersBatch answer; a seller missing from it has left), merged with the `competitor_prices` "
+        "file's rows (a null `_row` means Amazon). Each run first imports the notifications the sensor stored since "
+        "the last one, so a notified change is priced without asking Amazon; it never calls SP-API itself."
     ),
     "fba_inventory": (
         "FBA stock as Amazon reports it: one row per FBA SKU with its fulfillable quantity. Source: Amazon's "
@@ -60,84 +57,16 @@ _DESCRIPTIONS = {
 
 
 class AmazonPullConfig(dg.Config):
-    """`offline: true` skips the SP-API pull for this run: the input file alone is the asset (tests, demos)."""
+    """`offline: true` skips what Amazon said for this run (fba_inventory: the pull; competitor_prices: the import of
+    the stored notifications): the input file alone is the asset (tests, demos)."""
 
     offline: bool = False
-
-
-class OffersPullConfig(AmazonPullConfig):
-    """competitor_prices: `offline: true` also skips the notification import (the file and the observations already
-    recorded alone); `pull: false` imports notifications but asks Amazon nothing; the pull stops after
-    `pull_seconds` or before filling more than `pull_cap_share` of the seller's module caps (room for pushes)."""
-
-    pull: bool = True
-    pull_seconds: float = 120.0
-    pull_cap_share: float = 0.5
 
 
 def _pull_fba(con: duckdb.DuckDBPyConnection, channel: Channel, spapi: SpApiResource) -> tuple[pa.Table, dict]:
     client = spapi.client_for(channel.seller_id, region=channel.region)
     rows = fba_rows(channel.name, client.iter_inventory_summaries(channel.marketplace_id))
     return rows, {"amazon_rows": rows.num_rows}
-
-
-def _mapped_asins(con: duckdb.DuckDBPyConnection) -> str:
-    """A temp view of the channel's mapped ASINs (empty before channel_mappings was ever materialized)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'channel_mappings' AND NOT temporary"
-    ).fetchall()[0][0]
-    source = "SELECT asin FROM channel_mappings" if exists else "SELECT NULL::VARCHAR AS asin WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW mapped_asins AS {source}")
-    return "mapped_asins"
-
-
-def _import_notified(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, channel: Channel, now: datetime) -> int:
-    """The channel's ANY_OFFER_CHANGED rows stored since the last import → observations; returns the ASINs."""
-    if not warehouse.notifications_path().exists():
-        return 0
-    since = offers.notified_since(con)
-    with warehouse.connect_notifications(read_only=True) as store:  # one short read: the sensor writes this file
-        observed, snapshots, newest = offers.load_notified(store, channel.name, since)
-    retention = channel.pricing.observation_retention_days
-    return offers.import_notified(con, observed, snapshots, newest, now, retention)
-
-
-def _pull_offers(
-    context: dg.AssetExecutionContext,
-    con: duckdb.DuckDBPyConnection,
-    channel: Channel,
-    spapi: SpApiResource,
-    config: OffersPullConfig,
-) -> dict:
-    """Ask Amazon about the plan's ASINs, oldest first, appending each request's answers as they come (a run that
-    stops keeps them; the next run's plan starts after them)."""
-    plan = offers.pull_plan(con, _mapped_asins(con))
-    client = spapi.client_for(channel.seller_id, region=channel.region)
-    asked = failed = 0
-    stopped = "complete"
-    batches = client.iter_item_offers_batches(
-        channel.marketplace_id, plan, max_seconds=config.pull_seconds, cap_share=config.pull_cap_share
-    )
-    try:
-        for chunk, responses in batches:
-            now = datetime.now(UTC)
-            observed, snapshots = offer_rows(channel.seller_id, chunk, responses, now)
-            offers.append(con, "pull", observed, snapshots, now, channel.pricing.observation_retention_days)
-            asked += len(chunk)
-            failed += snapshots.filter(pc.equal(snapshots["status"], "failed")).num_rows
-    except SpApiError as exc:  # what was asked so far is kept; pricing goes on from the observations
-        stopped = f"error: {exc}"
-        context.log.warning(f"offers pull stopped after {asked} of {len(plan)} ASINs: {exc}")
-    if stopped == "complete" and asked < len(plan):
-        stopped = f"budget ({asked} of {len(plan)} ASINs; pull_seconds {config.pull_seconds:g}, cap share "
-        stopped += f"{config.pull_cap_share:g})"
-    return {
-        "pulled_asins": dg.MetadataValue.int(asked),
-        "pull_failed_asins": dg.MetadataValue.int(failed),
-        "pull_planned_asins": dg.MetadataValue.int(len(plan)),
-        "pull_stopped": dg.MetadataValue.text(stopped),
-        **spapi.metadata(),
-    }
 
 
 def _current_offers(con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime) -> dict:
@@ -151,7 +80,7 @@ def _current_offers(con: duckdb.DuckDBPyConnection, channel: Channel, now: datet
         offers.write_current(con, "competitor_prices", channel.name, channel.seller_id, "offer_file")
     finally:
         con.execute("DROP TABLE IF EXISTS temp.offer_file")
-    ages = offers.age_stats(con, now, channel.pricing.freshness_hours, _mapped_asins(con))
+    ages = offers.age_stats(con, now, channel.pricing.freshness_hours, mapped_asins(con))
     total = con.execute("SELECT count(*) FROM offer_observations").fetchall()[0][0]
 
     def minutes(value: float | None) -> dg.MetadataValue:
@@ -175,9 +104,9 @@ _MERGE = {
     "fba_inventory": "INSERT INTO fba_inventory BY NAME SELECT channel, sku, fulfillable_quantity, "
     "NULL::BIGINT AS _row FROM amazon_rows WHERE sku NOT IN (SELECT sku FROM fba_inventory)",
 }
-_PULLS_AMAZON = {"fba_inventory", "competitor_prices"}
-# The inputs read while validated: the offers pull plans over the mapped ASINs; a mapping's SKU must be in the master.
-_DEPS = {"competitor_prices": ["channel_mappings"], "channel_mappings": ["master_inventory"]}
+# The inputs read while validated: the offers picture covers the mapped ASINs from the observations; a mapping's
+# SKU must be in the master.
+_DEPS = {"competitor_prices": ["channel_mappings", "offer_observations"], "channel_mappings": ["master_inventory"]}
 
 
 def _known_master(con: duckdb.DuckDBPyConnection) -> bool:
@@ -189,7 +118,7 @@ def _known_master(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _build(name: str) -> dg.AssetsDefinition:
     check_name = f"{name}_valid"
-    pull = name in _PULLS_AMAZON
+    pull = name == "fba_inventory"
 
     decorate = dg.asset(
         name=name,
@@ -274,34 +203,28 @@ def _build(name: str) -> dg.AssetsDefinition:
             check_results=[check],
         )
 
+    if name == "competitor_prices":
+
+        def _offers_input(
+            context: dg.AssetExecutionContext, config: AmazonPullConfig, warehouse: Warehouse
+        ) -> dg.MaterializeResult:
+            channel = channel_for(context.partition_key)
+            now = datetime.now(UTC)
+            meta: dict = {"notifications": dg.MetadataValue.text("not imported (offline)")}
+            with warehouse.connect(channel.name) as con:
+                offers.ensure_tables(con)
+                if not config.offline:
+                    meta = {"notified_asins": dg.MetadataValue.int(import_notified(con, warehouse, channel, now))}
+            return _input(context, warehouse, finish=lambda con: {**meta, **_current_offers(con, channel, now)})
+
+        return decorate(_offers_input)
+
     if not pull:
 
         def _file_input(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
             return _input(context, warehouse)
 
         return decorate(_file_input)
-
-    if name == "competitor_prices":
-
-        def _offers_input(
-            context: dg.AssetExecutionContext, config: OffersPullConfig, warehouse: Warehouse, spapi: SpApiResource
-        ) -> dg.MaterializeResult:
-            channel = channel_for(context.partition_key)
-            now = datetime.now(UTC)
-            meta: dict = {"amazon": dg.MetadataValue.text("offline")}
-            with warehouse.connect(channel.name) as con:
-                offers.ensure_tables(con)
-                if not config.offline:
-                    notified = _import_notified(con, warehouse, channel, now)
-                    meta = {
-                        "amazon": dg.MetadataValue.text("pulled" if config.pull else "notified only (pull: false)"),
-                        "notified_asins": dg.MetadataValue.int(notified),
-                    }
-                    if config.pull:
-                        meta.update(_pull_offers(context, con, channel, spapi, config))
-            return _input(context, warehouse, finish=lambda con: {**meta, **_current_offers(con, channel, now)})
-
-        return decorate(_offers_input)
 
     def _pulled_input(
         context: dg.AssetExecutionContext, config: AmazonPullConfig, warehouse: Warehouse, spapi: SpApiResource

@@ -282,6 +282,7 @@ def _run(config: dict[str, Any]) -> None:
             "ops": {
                 "fba_inventory": offline,
                 "competitor_prices": offline,
+                "offer_observations": offline,
                 "buybox_prices": {"config": {"as_of": config["as_of"]}},
                 "listings_submission": {
                     "config": {

@@ -6,7 +6,14 @@ import dagster as dg
 
 from pipelines.partitions import channel_for, channel_partitions
 
-__all__ = ["channel_pipeline_job", "channel_run_tags", "inventory_job", "prices_job", "notification_setup_job"]
+__all__ = [
+    "channel_pipeline_job",
+    "channel_run_tags",
+    "inventory_job",
+    "offers_pull_job",
+    "prices_job",
+    "notification_setup_job",
+]
 
 
 def channel_run_tags(partition_key: str) -> dict[str, str]:
@@ -28,22 +35,45 @@ channel_pipeline_job = dg.define_asset_job(
     description="Validate inputs, reconcile stock, price and write every feed document for one channel.",
 )
 
-# Inventory: inputs, order reservations, reconcile, and everything that follows (prices, feeds, push, shipments).
+# Inventory: inputs, order reservations, reconcile, and everything that follows (prices, feeds, push, shipments);
+# not the offers pull, which has its own job.
 inventory_job = dg.define_asset_job(
     "inventory_job",
     selection=dg.AssetSelection.assets(
         "master_inventory", "channel_mappings", "fba_inventory", "reservations", "shipment_confirmations"
-    ).downstream(),
+    ).downstream()
+    - dg.AssetSelection.assets("offer_observations"),
     config=_PER_CHANNEL,
     description="Refresh stock for one channel: inputs, FBA figures, open-order reservations, reconcile and push.",
 )
 
-# Prices: competitor offers and the Buy Box prices, then the feeds and the push downstream of them.
+# Prices: the offers as observed (notifications imported, no pull) and the Buy Box prices, then the feeds and the
+# push downstream of them.
 prices_job = dg.define_asset_job(
     "prices_job",
     selection=dg.AssetSelection.assets("competitor_prices").downstream(),
     config=_PER_CHANNEL,
-    description="Refresh competitor offers and reprice one channel, then write and push the price feeds.",
+    description="Reprice one channel from the offers observed so far, then write and push the price feeds.",
+)
+
+
+def offers_pull_tags(partition_key: str) -> dict[str, str]:
+    """The offers pull's tags: `seller`, and `offers_pull` (`<seller_id>-<region>`) instead of `seller_region`, so
+    the run queue keeps one pull per seller x region beside (not behind) the seller's sync run."""
+    channel = channel_for(partition_key)
+    return {"seller": channel.seller_id, "offers_pull": f"{channel.seller_id}-{channel.region}"}
+
+
+# The budgeted getItemOffersBatch pull alone: it refreshes observations, the next prices run prices them.
+offers_pull_job = dg.define_asset_job(
+    "offers_pull_job",
+    selection=dg.AssetSelection.assets("offer_observations"),
+    config=dg.PartitionedConfig(
+        partitions_def=channel_partitions,
+        run_config_for_partition_key_fn=lambda _key: {},
+        tags_for_partition_key_fn=offers_pull_tags,
+    ),
+    description="Ask Amazon for the offers of the channel's stalest ASINs within the pull's share of the budget.",
 )
 
 notification_setup_job = dg.define_asset_job(

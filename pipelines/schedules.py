@@ -1,10 +1,12 @@
-"""The three cadences, one run per enabled channel each: prices every 15 minutes, inventory hourly, the full pipeline
-daily. Runs carry the channel's `seller` and `seller_region` tags (from the partition, see `pipelines.jobs`) and are
-keyed by time and channel, so a tick that is retried never launches a second run. A channel is scheduled only once
-an `enable_channel` run has checked it (`pipelines.enablement`), and only while its entry is in the channels config.
+"""The four cadences, one run per enabled channel each: the offers pull every 5 minutes, prices every 15 minutes,
+inventory hourly, the full pipeline daily. Runs carry the channel's `seller` and `seller_region` tags (the pull:
+`offers_pull`; from the partition, see `pipelines.jobs`) and are keyed by time and channel, so a tick that is
+retried never launches a second run. A channel is scheduled only once an `enable_channel` run has checked it
+(`pipelines.enablement`), and only while its entry is in the channels config.
 
-Each cadence can be changed without a code change: `SALES_CHANNEL_PRICES_CRON`, `SALES_CHANNEL_INVENTORY_CRON` and
-`SALES_CHANNEL_FULL_CRON` (cron syntax, read when the code location loads).
+Each cadence can be changed without a code change: `SALES_CHANNEL_OFFERS_PULL_CRON`, `SALES_CHANNEL_PRICES_CRON`,
+`SALES_CHANNEL_INVENTORY_CRON` and `SALES_CHANNEL_FULL_CRON` (cron syntax, read when the code location loads). The
+pull's run lasts up to `pull_seconds` (270 s): keep its cadence longer than that.
 
 Concurrency (see dagster-notes §7): steps that call SP-API run in pool `spapi`; pools are fixed per definition, so
 per-seller fairness comes from the run queue's tag limit on `seller_region` (deploy/dagster.yaml; queued runs only:
@@ -18,11 +20,11 @@ from collections.abc import Iterator
 import dagster as dg
 
 from pipelines.enablement import enabled_channels
-from pipelines.jobs import channel_pipeline_job, inventory_job, prices_job
+from pipelines.jobs import channel_pipeline_job, inventory_job, offers_pull_job, prices_job
 from pipelines.partitions import CHANNELS
 from seller.config import load_channels
 
-__all__ = ["SCHEDULES", "channel_pipeline_schedule", "inventory_schedule", "prices_schedule"]
+__all__ = ["SCHEDULES", "channel_pipeline_schedule", "inventory_schedule", "offers_pull_schedule", "prices_schedule"]
 
 
 def _fan_out(context: dg.ScheduleEvaluationContext, job: str) -> Iterator[dg.RunRequest | dg.SkipReason]:
@@ -41,10 +43,20 @@ def _cron(env: str, default: str) -> str:
 
 
 @dg.schedule(
+    cron_schedule=_cron("SALES_CHANNEL_OFFERS_PULL_CRON", "*/5 * * * *"),
+    job=offers_pull_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: the budgeted offers pull (the stalest ASINs first), per enabled channel.",
+)
+def offers_pull_schedule(context: dg.ScheduleEvaluationContext):
+    yield from _fan_out(context, offers_pull_job.name)
+
+
+@dg.schedule(
     cron_schedule=_cron("SALES_CHANNEL_PRICES_CRON", "*/15 * * * *"),
     job=prices_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: competitor offers, Buy Box prices and the price push, per enabled channel.",
+    description="Every 15 minutes: the observed offers, Buy Box prices and the price push, per enabled channel.",
 )
 def prices_schedule(context: dg.ScheduleEvaluationContext):
     yield from _fan_out(context, prices_job.name)
@@ -70,4 +82,4 @@ def channel_pipeline_schedule(context: dg.ScheduleEvaluationContext):
     yield from _fan_out(context, channel_pipeline_job.name)
 
 
-SCHEDULES = [prices_schedule, inventory_schedule, channel_pipeline_schedule]
+SCHEDULES = [offers_pull_schedule, prices_schedule, inventory_schedule, channel_pipeline_schedule]

