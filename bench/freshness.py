@@ -288,33 +288,35 @@ def read_seller(data: Path, channel: Any) -> tuple[dict[str, str], dict[str, dic
 
 
 def read_observations(
-    database: Path, asins: Sequence[str], since: float, until: float
+    data: Path, asins: Sequence[str], since: float, until: float
 ) -> tuple[dict[str, float], dict[str, int] | None]:
-    """ASIN → epoch of its newest offer observation, and the pull's counts between `since` and `until` (by
-    recorded_at); ({}, None) when the channel has no offer_observations/offer_snapshots tables."""
+    """ASIN → epoch of its newest offer observation in the channel's DuckDB, and the pull's counts between `since`
+    and `until` (by recorded_at); ({}, None) when the channel has no offer_observations/offer_snapshots tables."""
     import duckdb
 
-    if not database.exists():
+    from resources.warehouse import Warehouse
+
+    warehouse = Warehouse(data_dir=str(data))
+    if not warehouse.database_path(CHANNEL).exists():
         return {}, None
-    con = duckdb.connect(str(database), read_only=True)
-    try:
-        newest = dict(
-            con.execute(
-                "SELECT asin, epoch(max(observed_at)) FROM offer_observations WHERE list_contains($asins, asin) "
-                "GROUP BY asin",
-                {"asins": list(asins)},
-            ).fetchall()
-        )
-        asins_ok, snapshots, failed = con.execute(
-            "SELECT count(DISTINCT asin) FILTER (WHERE status = 'ok'), count(*), count(*) FILTER (WHERE status <> 'ok')"
-            " FROM offer_snapshots WHERE source = 'pull' AND recorded_at BETWEEN to_timestamp($since) AND "
-            "to_timestamp($until)",
-            {"since": since, "until": until},
-        ).fetchall()[0]
-    except duckdb.CatalogException:
-        return {}, None
-    finally:
-        con.close()
+    # Read-write: no process writes it any more, and the money macros are not created on a read-only file.
+    with warehouse.connect(CHANNEL) as con:
+        try:
+            newest = dict(
+                con.execute(
+                    "SELECT asin, epoch(max(observed_at)) FROM offer_observations WHERE list_contains($asins, asin) "
+                    "GROUP BY asin",
+                    {"asins": list(asins)},
+                ).fetchall()
+            )
+            asins_ok, snapshots, failed = con.execute(
+                "SELECT count(DISTINCT asin) FILTER (WHERE status = 'ok'), count(*), "
+                "count(*) FILTER (WHERE status <> 'ok') FROM offer_snapshots "
+                "WHERE source = 'pull' AND recorded_at BETWEEN to_timestamp($since) AND to_timestamp($until)",
+                {"since": since, "until": until},
+            ).fetchall()[0]
+        except duckdb.CatalogException:
+            return {}, None
     return newest, {"asins": asins_ok, "snapshots": snapshots, "failed": failed}
 
 
@@ -532,6 +534,8 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         if args.workdir:
             base = Path(args.workdir).resolve()
+            if base.exists() and any(base.iterdir()):
+                parser.error(f"--workdir {base} is not empty (a fresh Postgres, warehouse and emulator each run)")
             base.mkdir(parents=True, exist_ok=True)
         else:
             base = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
@@ -600,9 +604,7 @@ def run(stack: contextlib.ExitStack, base: Path, args: argparse.Namespace) -> Fr
     stop_process(deployment.daemon_pid)  # the DuckDB file is ours to read once no run can write it
 
     moves = parse_moves(after["moves"], channel.marketplace_id)
-    newest, pull = read_observations(
-        data / "warehouse" / f"{CHANNEL}.duckdb", sorted({m.asin for m in moves}), started, ended
-    )
+    newest, pull = read_observations(data, sorted({m.asin for m in moves}), started, ended)
     baseline = observed_at.timestamp()  # the file's rows, behind every price until something newer is observed
     newest = {asin: max(newest.get(asin, baseline), baseline) for asin in offers}
     requests, _ = seller_counts(before, window, channel.seller_id)
