@@ -5,7 +5,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
 .PHONY: install test test-deploy postgres up down status demo ui emulator reliability lint bench bench-emulator \
-	bench-throttle bench-sync bench-warehouse clean
+	bench-throttle bench-sync bench-warehouse bench-freshness clean
 
 # A venv when python3 has one; else (Debian without python3-venv) pip's --target with a link to its uv binary.
 $(CURDIR)/.tools/bin/uv:
@@ -73,6 +73,10 @@ bench-sync: install
 
 bench-warehouse: install
 	$(RUN) python -m bench.warehouse
+
+# Postgres + a live dagster-daemon + the emulator at Amazon's real rates with the module caps on (about 15 minutes).
+bench-freshness: install postgres
+	$(RUN) python -m bench.freshness
 
 clean:
 	rm -rf .demo .deploy .venv .tools .pytest_cache
