@@ -20,7 +20,8 @@ AS_OF = "2026-11-29T10:00:00+00:00"
 REPO = Path(__file__).resolve().parents[2]
 # These tests run the pipeline offline: no SP-API pull (the files are the inputs) and no push.
 OFFLINE = {
-    name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices", "offer_observations", "listings_submission")
+    name: {"config": {"offline": True}}
+    for name in ("fba_inventory", "competitor_prices", "offer_observations", "listings_submission")
 }
 
 

@@ -72,7 +72,8 @@ def run(
 
 
 OFFLINE = {
-    name: {"config": {"offline": True}} for name in ("fba_inventory", "competitor_prices", "offer_observations", "listings_submission")
+    name: {"config": {"offline": True}}
+    for name in ("fba_inventory", "competitor_prices", "offer_observations", "listings_submission")
 }
 
 
