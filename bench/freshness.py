@@ -12,17 +12,20 @@ Set-up (all on 127.0.0.1, free ports, under `--workdir` or a temporary directory
   gets the same caps (`SPAPI_REQUESTS_PER_MINUTE`, `SPAPI_REQUESTS_PER_DAY`).
 
 Prime, before the clock starts: one `channel_pipeline_job` run (through the daemon's queue) prices all SKUs from the
-files (`fba_inventory` and `competitor_prices` offline: a full offers pull of 100,000 ASINs takes ~14 hours at
-Amazon's 0.1 getItemOffersBatch/s) and pushes them (JSON_LISTINGS_FEED). It runs before the channel's notification
-subscriptions exist: otherwise every one of our new prices becomes an Internal ANY_OFFER_CHANGED, which moto's SQS
-(~25 messages/s) would take about an hour to hand over at 100,000 SKUs. Then `enable_channel` wires the queue,
-destination and subscriptions and lets the schedules and the sensor act on the channel.
+files (`fba_inventory`, `offer_observations` and `competitor_prices` offline: a full offers pull of 100,000 ASINs
+takes ~14 hours at Amazon's 0.1 getItemOffersBatch/s) and pushes them (JSON_LISTINGS_FEED). It runs before the
+channel's notification subscriptions exist: otherwise every one of our new prices becomes an Internal
+ANY_OFFER_CHANGED, which moto's SQS (~25 messages/s) would take about an hour to hand over at 100,000 SKUs. Then
+`enable_channel` wires the queue, destination and subscriptions and lets the schedules and the sensor act on the
+channel.
 
 Window (`--minutes`): the emulator moves competitors (`POST /_emulator/market {"movesPerMinute", "notifiedShare"}`);
 a share of the ASINs is notified (ANY_OFFER_CHANGED), the rest stay silent. The daemon does the rest: the SQS sensor
-applies the notifications and requests prices runs that reprice from the observations without pulling; the prices
-schedule keeps its deployment cadence (`--prices-cron`, every 15 minutes: the budgeted pull, the only way a silent
-move is ever seen; with --minutes 10 it fires once or not at all, depending on the clock: the table says how often).
+applies the notifications and requests prices runs that reprice from the observations without pulling; the offers
+pull job keeps its deployment cadence (`--pull-cron`, every 5 minutes, 270 s each: the budgeted pull, the only way a
+silent move is ever seen) and so does the prices schedule (`--prices-cron`, every 15 minutes: it prices what the pull
+saw when no notified run did; with --minutes 10 it fires once or not at all, depending on the clock: the table says
+how often).
 The inventory and full-pipeline schedules are off (their hourly and daily FBA pulls would take the seller's budget and
 queue slot for reasons that are not this benchmark's). Then the moves stop and in-flight runs get `--drain-minutes`
 to finish (done once nothing has been queued or running for a sensor interval and a tick).
@@ -83,9 +86,8 @@ BIN = Path(sys.executable).parent
 CHANNEL = "us"
 CAP_PER_MINUTE, CAP_PER_DAY = 30, 36_000  # the Sales Channel module's caps per seller
 NEVER = "0 0 1 1 *"  # the inventory and full-pipeline schedules (see the docstring)
-PRIME_CONFIG = {
-    "ops": {"fba_inventory": {"config": {"offline": True}}, "competitor_prices": {"config": {"offline": True}}}
-}
+OFFLINE = ("fba_inventory", "competitor_prices", "offer_observations")
+PRIME_CONFIG = {"ops": {name: {"config": {"offline": True}} for name in OFFLINE}}
 IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 QUIET_SECONDS = 75.0  # the sensor's 30 s interval + a tick's SQS polls (TICK_BUDGET_SECONDS 40) + queueing
 
@@ -330,7 +332,7 @@ def emulator_command(port: int, data: Path, config: Path, sqs: str) -> list[str]
 
 
 def environment(
-    pg: Postgres, home: Path, config: Path, data: Path, emulator: str, sqs: str, cron: str
+    pg: Postgres, home: Path, config: Path, data: Path, emulator: str, sqs: str, crons: tuple[str, str]
 ) -> dict[str, str]:
     """The daemon's and the CLI's environment: this machine's, minus any SP-API, sales-channel or AWS setting (no
     real credential reaches the emulator or moto), plus the bench's."""
@@ -348,7 +350,8 @@ def environment(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
-        SALES_CHANNEL_PRICES_CRON=cron,
+        SALES_CHANNEL_PRICES_CRON=crons[0],
+        SALES_CHANNEL_OFFERS_PULL_CRON=crons[1],
         SALES_CHANNEL_INVENTORY_CRON=NEVER,
         SALES_CHANNEL_FULL_CRON=NEVER,
     )
@@ -367,7 +370,7 @@ class Deployment:
     instance: Any  # dg.DagsterInstance on the Postgres storage
 
 
-def start(stack: contextlib.ExitStack, base: Path, config: Path, data: Path, cron: str) -> Deployment:
+def start(stack: contextlib.ExitStack, base: Path, config: Path, data: Path, crons: tuple[str, str]) -> Deployment:
     """Postgres, moto, the emulator and the daemon; each is stopped by `stack` (also on error or Ctrl-C)."""
     import dagster as dg
 
@@ -383,7 +386,7 @@ def start(stack: contextlib.ExitStack, base: Path, config: Path, data: Path, cro
     stack.callback(stop_process, moto.pid)
     wait_for_port(sqs_port, timeout=60, proc=moto)
     emulator = f"http://127.0.0.1:{emulator_port}"
-    env = environment(pg, instance_home(base / "dagster_home"), config, data, emulator, sqs, cron)
+    env = environment(pg, instance_home(base / "dagster_home"), config, data, emulator, sqs, crons)
     proc = spawn(emulator_command(emulator_port, data, config, sqs), env, logs / "emulator.log")
     stack.callback(stop_process, proc.pid)
     wait_for_port(emulator_port, timeout=300, proc=proc)  # seeding 100,000 SKUs takes a while
@@ -525,7 +528,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--moves-per-minute", type=float, default=20.0)
     parser.add_argument("--notified-share", type=float, default=0.5)
-    parser.add_argument("--prices-cron", default="*/15 * * * *", help="the prices schedule (the budgeted pull)")
+    parser.add_argument("--prices-cron", default="*/15 * * * *", help="the prices schedule")
+    parser.add_argument("--pull-cron", default="*/5 * * * *", help="the offers pull schedule (the budgeted pull)")
     parser.add_argument("--drain-minutes", type=float, default=5.0, help="at most this long for in-flight runs")
     parser.add_argument("--workdir", help="keep everything here (default: a temporary directory, removed)")
     args = parser.parse_args(argv)
@@ -560,10 +564,10 @@ def run(stack: contextlib.ExitStack, base: Path, args: argparse.Namespace) -> Fr
         f"freshness: {args.skus:,} SKUs on {channel.name} ({channel.seller_id}), {args.minutes:g} min at "
         f"{args.moves_per_minute:g} moves/min, notified share {args.notified_share:g}; emulator at Amazon's rates "
         f"(rate_scale 1, time_scale 1), caps {CAP_PER_MINUTE}/min and {CAP_PER_DAY:,}/day; prices schedule "
-        f"'{args.prices_cron}'; under {base}",
+        f"'{args.prices_cron}', offers pull '{args.pull_cron}'; under {base}",
         flush=True,
     )
-    deployment = start(stack, base, config, data, args.prices_cron)
+    deployment = start(stack, base, config, data, (args.prices_cron, args.pull_cron))
     http = stack.enter_context(httpx.Client(base_url=deployment.emulator, timeout=60))
 
     # Prime before the subscriptions exist (the docstring says why), then enable the channel.
