@@ -106,7 +106,10 @@ _MERGE = {
 }
 # The inputs read while validated: the offers picture covers the mapped ASINs from the observations; a mapping's
 # SKU must be in the master.
-_DEPS = {"competitor_prices": ["channel_mappings", "offer_observations"], "channel_mappings": ["master_inventory"]}
+_DEPS = {
+    "competitor_prices": ["channel_mappings", "offer_observations", "notification_store"],
+    "channel_mappings": ["master_inventory"],
+}
 
 
 def _known_master(con: duckdb.DuckDBPyConnection) -> bool:

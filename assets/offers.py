@@ -54,7 +54,7 @@ def import_notified(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, channe
     partitions_def=channel_partitions,
     group_name="pricing",
     kinds={"duckdb"},
-    deps=["channel_mappings"],
+    deps=["channel_mappings", "notification_store"],
     pool="spapi",
 )
 def offer_observations(

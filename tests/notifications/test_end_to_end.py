@@ -72,9 +72,7 @@ def test_enabling_a_channel_twice_creates_everything_once(server, sqs_env, data_
 
 
 def materialize_inventory(data_dir: Path, spapi: SpApiResource) -> dg.ExecuteInProcessResult:
-    offline = {
-        "ops": {n: {"config": {"offline": True}} for n in ("fba_inventory", "competitor_prices", "offer_observations")}
-    }
+    offline = {"ops": {n: {"config": {"offline": True}} for n in ("fba_inventory", "competitor_prices")}}
     return dg.materialize(
         [*input_assets, reservations, reconciled_inventory],
         partition_key="us",

@@ -61,6 +61,7 @@ def test_definitions_load_with_every_asset_partitioned():
         "master_inventory",
         "channel_mappings",
         "competitor_prices",
+        "offer_observations",
         "fba_inventory",
         "reconciled_inventory",
         "buybox_prices",
@@ -102,6 +103,9 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert "reservations" in parents("reconciled_inventory")
     assert parents("shipment_confirmations") == {"shipments"}
     assert parents("shipments") == set()
+    # ANY_OFFER_CHANGED: the sensor's store -> the observations (plus the pull) -> the offers as they stand.
+    assert parents("offer_observations") == {"channel_mappings", "notification_store"}
+    assert parents("competitor_prices") == {"channel_mappings", "offer_observations", "notification_store"}
     # The seller's file and the sensor's store are external: shown, never materialized by a run.
     assert not graph.get(dg.AssetKey("notification_store")).is_executable
     assert not graph.get(dg.AssetKey("shipments")).is_executable

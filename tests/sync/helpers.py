@@ -14,6 +14,7 @@ from assets.feed_files import feed_assets
 from assets.history import sync_history
 from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
+from assets.offers import offer_observations
 from assets.prices import buybox_prices
 from assets.publish import listings_submission
 from emulator.server import EmulatorServer
@@ -25,7 +26,8 @@ from seller.config import load_channels
 REPO = Path(__file__).resolve().parents[2]
 SMALL = REPO / "tests" / "data" / "small"
 # The channel pipeline's assets (as pipelines.definitions lists them), without the other engineer's additions.
-ALL_ASSETS = [*input_assets, reconciled_inventory, buybox_prices, *feed_assets, sync_history, listings_submission]
+ALL_ASSETS = [*input_assets, offer_observations, reconciled_inventory, buybox_prices, *feed_assets, sync_history]
+ALL_ASSETS.append(listings_submission)
 MARKETPLACE = {"us": "ATVPDKIKX0DER", "uk": "A1F83G8C2ARO7P", "de": "A1PA6795UKMFR9"}
 
 

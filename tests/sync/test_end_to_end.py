@@ -64,7 +64,7 @@ def test_the_fba_file_overrides_amazon_and_offers_merge_with_the_file(seller, tm
     )
     assert ("B000000002", "A9AMAZONSEEN1", 13) in [(a, s, int(p)) for a, s, p in amazon]
     assert all(s != "A3DEMOSELLER01" for _, s, _ in amazon)  # our own offer is not a competitor
-    assert materialization(result, "competitor_prices")["pulled_asins"] == 5
+    assert materialization(result, "offer_observations")["pulled_asins"] == 5
 
 
 def test_only_changed_skus_are_sent_by_patch(seller, tmp_path, emulator_factory):
