@@ -8,7 +8,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from pipelines.partitions import channel_for, channel_partitions
-from resources.spapi import SpApiError
+from resources.spapi import ServerError, SpApiTimeout, Throttled
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
 from seller.config import Channel
@@ -92,7 +92,9 @@ def offer_observations(
                 added += offers.append(con, "pull", observed, snapshots, at, retention)[0]
             asked += len(chunk)
             failed += snapshots.filter(pc.equal(snapshots["status"], "failed")).num_rows
-    except SpApiError as exc:  # what was asked so far is kept; pricing goes on from the observations
+    # Amazon unavailable or busy: what was asked so far is kept and pricing goes on from the observations. A lost
+    # or revoked grant (Unauthorized) or a request Amazon rejects fails the step like every other SP-API step.
+    except (Throttled, ServerError, SpApiTimeout) as exc:
         stopped = f"error: {exc}"
         context.log.warning(f"offers pull stopped after {asked} of {len(plan)} ASINs: {exc}")
     if stopped == "complete" and asked < len(plan):
