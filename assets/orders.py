@@ -1,4 +1,5 @@
-"""Orders: the FBM stock that the seller's open Amazon orders reserve, from the ORDER_CHANGE notifications."""
+"""Orders: the FBM stock that the seller's open Amazon orders reserve, from ORDER_CHANGE notifications and the order
+poll."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,20 +46,23 @@ def master_as_of(data_dir: str | Path) -> datetime | None:
     partitions_def=channel_partitions,
     group_name="inventory",
     kinds={"duckdb"},
-    deps=["notification_store", "master_inventory"],  # ORDER_CHANGE rows; the master file's write time
+    # ORDER_CHANGE rows and polled orders (the store); the master file's write time
+    deps=["notification_store", "orders", "master_inventory"],
 )
 def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """FBM stock reserved by the open Amazon orders of the channel's SELLER, one row per SKU (reserved_quantity,
     open_orders, oldest_order_at): the seller ships every FBM order from the one stock of the master file, so an open
     order on any of the seller's channels (same seller_id in the channels config) reserves it on every channel, and
-    each of them publishes the same figure; another seller's orders never count. `order_states` beside it holds the
+    each of them publishes the same figure; another seller's orders never count. Orders come from both sources,
+    merged (the newest update wins): ORDER_CHANGE notifications and the searchOrders poll (`orders` asset), so an
+    order whose notification never arrived reserves once the poll has seen it. `order_states` beside it holds the
     latest state of each notified order of the seller, with the channel it came from; the metadata breaks the
-    reserved units down by that channel. An MFN order reserves its quantities until a later ORDER_CHANGE closes it
-    (Shipped, Canceled, ...) or the master inventory file is written after its latest notification was stored (our
+    reserved units down by that channel. An MFN order reserves its quantities until a later state (either source)
+    closes it (Shipped, Canceled, ...) or the master inventory file is written after its latest state was stored (our
     clock on both sides, never Amazon's PurchaseDate: the seller's figure then already excludes it); out-of-order
-    notifications never reopen an order. Reconciliation subtracts it from
-    the master quantity. Source: ORDER_CHANGE notifications in the seller's notification store
-    (`warehouse/_notifications.duckdb`, written by `sqs_notifications_sensor`)."""
+    states never reopen an order. Reconciliation subtracts it from
+    the master quantity. Source: the seller's notification store (`warehouse/_notifications.duckdb`): ORDER_CHANGE
+    rows written by `sqs_notifications_sensor`, polled orders written by the `orders` asset."""
     channel = context.partition_key
     seller = orders.seller_channels(CHANNELS, channel)
     as_of = master_as_of(warehouse.data_dir)
@@ -69,7 +73,7 @@ def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
         with warehouse.connect_notifications(read_only=True) as store:
             present = {r[0] for r in store.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if {"order_changes", "order_change_items"} <= present:
-                held = orders.reservations(store, seller, as_of).to_arrow_table()
+                held = orders.reservations(store, seller, as_of).to_arrow_table()  # both sources
                 states = orders.order_states(store, seller).to_arrow_table()
                 for name, units, _ in orders.reserved_by_channel(store, seller, as_of).fetchall():
                     by_channel[name] = int(units)

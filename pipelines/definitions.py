@@ -16,18 +16,26 @@ from assets.inventory import reconciled_inventory
 from assets.listings import create_listing_job
 from assets.notifications import notification_subscriptions
 from assets.offers import offer_observations
+from assets.order_poll import order_assets
 from assets.orders import reservations
 from assets.prices import buybox_prices
 from assets.publish import listings_submission
 from assets.shipments import shipment_confirmations
 from pipelines.enablement import enable_channel
-from pipelines.jobs import channel_pipeline_job, inventory_job, notification_setup_job, offers_pull_job, prices_job
+from pipelines.jobs import (
+    channel_pipeline_job,
+    inventory_job,
+    notification_setup_job,
+    offers_pull_job,
+    order_poll_job,
+    prices_job,
+)
 from pipelines.resources import resources
 from pipelines.schedules import SCHEDULES
 from pipelines.sensors import SENSORS
 
 ALL_ASSETS = [*input_assets, offer_observations, reconciled_inventory, buybox_prices, *feed_assets, sync_history]
-ALL_ASSETS += [listings_submission, reservations, shipment_confirmations, feed_archive, *external_assets]
+ALL_ASSETS += [listings_submission, order_assets, reservations, shipment_confirmations, feed_archive, *external_assets]
 
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, notification_subscriptions],
@@ -38,6 +46,7 @@ defs = dg.Definitions(
         inventory_job,
         prices_job,
         offers_pull_job,
+        order_poll_job,
         notification_setup_job,
     ],
     schedules=SCHEDULES,

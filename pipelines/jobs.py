@@ -13,6 +13,7 @@ __all__ = [
     "offers_pull_job",
     "prices_job",
     "notification_setup_job",
+    "order_poll_job",
 ]
 
 
@@ -74,6 +75,17 @@ offers_pull_job = dg.define_asset_job(
         tags_for_partition_key_fn=offers_pull_tags,
     ),
     description="Ask Amazon for the offers of the channel's stalest ASINs within the pull's share of the budget.",
+)
+
+# The order poll: searchOrders for the partition's seller x region (every marketplace of the seller there) into the
+# notification store, and the channel's merged orders. Tagged `seller_region` like the sync runs (it shares their
+# SP-API budget); `order_poll_sensor` then requests inventory runs for every channel of a seller whose poll found
+# an MFN order change the notifications had not brought.
+order_poll_job = dg.define_asset_job(
+    "order_poll_job",
+    selection=dg.AssetSelection.assets("orders", "order_items"),
+    config=_PER_CHANNEL,
+    description="Poll Amazon's orders (searchOrders) for the channel's seller and region; merge with notifications.",
 )
 
 notification_setup_job = dg.define_asset_job(

@@ -1,10 +1,12 @@
-"""The four cadences, one run per enabled channel each: the offers pull every 5 minutes, prices every 15 minutes,
-inventory hourly, the full pipeline daily. Runs carry the channel's `seller` and `seller_region` tags (the pull:
+"""The five cadences: the order poll every 5 minutes (one run per seller x region), and one run per enabled channel
+each for the offers pull every 5 minutes, prices every 15 minutes, inventory hourly, the full pipeline daily. Runs
+carry the channel's `seller` and `seller_region` tags (the pull:
 `offers_pull`; from the partition, see `pipelines.jobs`) and are keyed by time and channel, so a tick that is
 retried never launches a second run. A channel is scheduled only once an `enable_channel` run has checked it
 (`pipelines.enablement`), and only while its entry is in the channels config.
 
-Each cadence can be changed without a code change: `SALES_CHANNEL_OFFERS_PULL_CRON`, `SALES_CHANNEL_PRICES_CRON`,
+Each cadence can be changed without a code change: `SALES_CHANNEL_ORDER_POLL_CRON`,
+`SALES_CHANNEL_OFFERS_PULL_CRON`, `SALES_CHANNEL_PRICES_CRON`,
 `SALES_CHANNEL_INVENTORY_CRON` and `SALES_CHANNEL_FULL_CRON` (cron syntax, read when the code location loads). The
 pull's run lasts up to `pull_seconds` (270 s): keep its cadence longer than that.
 
@@ -20,18 +22,43 @@ from collections.abc import Iterator
 import dagster as dg
 
 from pipelines.enablement import enabled_channels
-from pipelines.jobs import channel_pipeline_job, inventory_job, offers_pull_job, prices_job
+from pipelines.jobs import channel_pipeline_job, inventory_job, offers_pull_job, order_poll_job, prices_job
 from pipelines.partitions import CHANNELS
 from seller.config import load_channels
 
-__all__ = ["SCHEDULES", "channel_pipeline_schedule", "inventory_schedule", "offers_pull_schedule", "prices_schedule"]
+__all__ = [
+    "SCHEDULES",
+    "channel_pipeline_schedule",
+    "inventory_schedule",
+    "offers_pull_schedule",
+    "order_poll_schedule",
+    "poll_channels",
+    "prices_schedule",
+]
 
 
-def _fan_out(context: dg.ScheduleEvaluationContext, job: str) -> Iterator[dg.RunRequest | dg.SkipReason]:
-    stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+def _due(context: dg.ScheduleEvaluationContext) -> list[str]:
     enabled = enabled_channels(context.instance)
     configured = load_channels()  # read at every tick: an entry removed from the config stops at once
-    due = [name for name in CHANNELS if name in enabled and name in configured]
+    return [name for name in CHANNELS if name in enabled and name in configured]
+
+
+def poll_channels(due: list[str]) -> list[str]:
+    """One channel per seller x region among `due` (the first in config order): its order poll covers every
+    marketplace of the seller in the region."""
+    chosen: dict[tuple[str, str], str] = {}
+    for name in due:
+        chosen.setdefault((CHANNELS[name].seller_id, CHANNELS[name].region), name)
+    return list(chosen.values())
+
+
+def _fan_out(
+    context: dg.ScheduleEvaluationContext, job: str, per_seller_region: bool = False
+) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+    due = _due(context)
+    if per_seller_region:
+        due = poll_channels(due)
     if not due:
         yield dg.SkipReason(f"no enabled channel among {', '.join(CHANNELS)}: run the enable_channel job for each")
     for name in due:
@@ -40,6 +67,17 @@ def _fan_out(context: dg.ScheduleEvaluationContext, job: str) -> Iterator[dg.Run
 
 def _cron(env: str, default: str) -> str:
     return os.environ.get(env) or default
+
+
+@dg.schedule(
+    cron_schedule=_cron("SALES_CHANNEL_ORDER_POLL_CRON", "*/5 * * * *"),
+    job=order_poll_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: the order poll (searchOrders from the watermark), once per seller x region (the "
+    "first enabled channel's run polls every marketplace of the seller in the region).",
+)
+def order_poll_schedule(context: dg.ScheduleEvaluationContext):
+    yield from _fan_out(context, order_poll_job.name, per_seller_region=True)
 
 
 @dg.schedule(
@@ -82,4 +120,4 @@ def channel_pipeline_schedule(context: dg.ScheduleEvaluationContext):
     yield from _fan_out(context, channel_pipeline_job.name)
 
 
-SCHEDULES = [offers_pull_schedule, prices_schedule, inventory_schedule, channel_pipeline_schedule]
+SCHEDULES = [order_poll_schedule, offers_pull_schedule, prices_schedule, inventory_schedule, channel_pipeline_schedule]

@@ -50,6 +50,7 @@ from pipelines.partitions import CHANNELS
 from resources.warehouse import Warehouse
 from seller.config import Channel
 from sync.notifications import Received, ensure_schema, prepare_batch, store_batch
+from sync.order_poll import stock_changes_since
 
 __all__ = [
     "DrainStats",
@@ -60,6 +61,7 @@ __all__ = [
     "plan_runs",
     "queued_runs",
     "sqs_notifications_sensor",
+    "order_poll_sensor",
     "SENSORS",
 ]
 
@@ -418,4 +420,47 @@ def sqs_notifications_sensor(context: dg.SensorEvaluationContext, warehouse: War
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
-SENSORS = [sqs_notifications_sensor]
+@dg.sensor(
+    name="order_poll_sensor",
+    jobs=[inventory_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Request inventory runs for every enabled channel of a seller whose order poll found an MFN order "
+    "change the notifications had not brought.",
+)
+def order_poll_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> dg.SensorResult:
+    """The order poll stores orders in the notification store; an MFN order version it stored that no notification
+    had brought (a new open order, or one closed) changes the seller's reservations, so each enabled channel of the
+    seller gets an `inventory_job` run (reservations, reconcile, push). The cursor is the newest `stored_at` acted on
+    (our clock), so versions stored by a poll whose run died later are acted on all the same. A channel whose
+    inventory run is queued and not started is skipped: that run reads the store when it starts."""
+    since = datetime.fromisoformat(context.cursor) if context.cursor else None
+    if not warehouse.notifications_path().exists():
+        return dg.SensorResult(skip_reason="no notification store yet (no order poll has run)")
+    with warehouse.connect_notifications(read_only=True) as store:
+        changed, newest = stock_changes_since(store, since)
+    cursor = newest.isoformat() if newest else context.cursor
+    if not changed:
+        reason = "no MFN order change found by the poll alone since the last tick"
+        return dg.SensorResult(skip_reason=reason, cursor=cursor)
+    enabled = enabled_channels(context.instance)
+    waiting = queued_runs(context.instance, [inventory_job.name])
+    stamp = newest.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f") if newest else "start"
+    requests = [
+        dg.RunRequest(
+            run_key=f"order-poll-{inventory_job.name}-{name}-{stamp}",
+            job_name=inventory_job.name,
+            partition_key=name,
+            tags={"seller": channel.seller_id, "trigger": "order_poll", "orders": str(changed[channel.seller_id])},
+        )
+        for name, channel in CHANNELS.items()
+        if channel.seller_id in changed and name in enabled and (name, inventory_job.name) not in waiting
+    ]
+    context.log.info(f"poll-only MFN order changes by seller: {changed}; {len(requests)} inventory runs requested")
+    if not requests:
+        reason = f"poll-only MFN order changes {changed}: no enabled channel without a queued inventory run"
+        return dg.SensorResult(skip_reason=reason, cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+SENSORS = [sqs_notifications_sensor, order_poll_sensor]

@@ -732,31 +732,53 @@ class SpApiClient(FeedsMixin):
             )
         )
 
-    def iter_search_orders(
+    def search_orders_page(
         self,
         marketplace_ids: Sequence[str],
         *,
         created_after: dt.datetime | None = None,
         last_updated_after: dt.datetime | None = None,
+        fulfillment_statuses: Sequence[str] | None = None,
+        fulfilled_by: Sequence[str] | None = None,
         included_data: Sequence[str] | None = None,
         max_results_per_page: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Orders 2026-01-01 searchOrders, every page (``pagination.nextToken`` → ``paginationToken``)."""
+        pagination_token: str | None = None,
+        cap_share: float = 1.0,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        """One page of Orders 2026-01-01 searchOrders: ``{"orders": [...], "pagination": {"nextToken"}?,
+        "lastUpdatedBefore"?, "createdBefore"?}`` (no ``payload`` wrapper; items are always embedded, the order's
+        ``fulfillment`` only with ``included_data`` FULFILLMENT). The next page is asked with the same filters plus
+        ``pagination_token`` (the model requires the other parameters unchanged; the token lasts 24 hours).
+        `cap_share` and `deadline` as for `call`."""
         if (created_after is None) == (last_updated_after is None):
             raise ValueError("give exactly one of created_after or last_updated_after")
-        return self.paginate(
+        response = self.call(
             "searchOrders",
             params={
                 "marketplaceIds": list(marketplace_ids),
                 "createdAfter": created_after,
                 "lastUpdatedAfter": last_updated_after,
+                "fulfillmentStatuses": list(fulfillment_statuses) if fulfillment_statuses else None,
+                "fulfilledBy": list(fulfilled_by) if fulfilled_by else None,
                 "includedData": list(included_data) if included_data else None,
                 "maxResultsPerPage": max_results_per_page,
+                "paginationToken": pagination_token,
             },
-            items=lambda page: page.get("orders"),
-            next_token=lambda page: _dig(page, "pagination", "nextToken"),
-            token_param="paginationToken",
+            cap_share=cap_share,
+            deadline=deadline,
         )
+        return response.data if isinstance(response.data, dict) else {}
+
+    def iter_search_orders(self, marketplace_ids: Sequence[str], **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every order of searchOrders, page after page (`search_orders_page`'s filters)."""
+        token: str | None = None
+        while True:
+            page = self.search_orders_page(marketplace_ids, pagination_token=token, **filters)
+            yield from page.get("orders") or []
+            token = _dig(page, "pagination", "nextToken")
+            if not token:
+                return
 
     def confirm_shipment(
         self,
