@@ -180,9 +180,10 @@ def _decode_token(token: str, now: float) -> dict[str, Any]:
         spec = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode())
         if not isinstance(spec, dict) or spec.get("v") != "2026-01-01":
             raise ValueError
-    except ValueError:
+        issued = float(spec["issued"])
+    except (ValueError, KeyError, TypeError):
         raise InvalidInput("Invalid paginationToken.") from None
-    if now - spec["issued"] > PAGINATION_TOKEN_TTL:
+    if now - issued > PAGINATION_TOKEN_TTL:
         raise InvalidInput("The paginationToken has expired.")
     return spec
 
