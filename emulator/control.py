@@ -162,6 +162,13 @@ def _number(spec: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def _flag(spec: dict[str, Any], name: str, default: bool = True) -> bool:
+    value = spec.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"'{name}' must be true or false")
+    return value
+
+
 def _market_settings(state: EmulatorState, options: EmulatorOptions) -> dict[str, Any]:
     return {
         **state.market.settings(),
@@ -291,10 +298,24 @@ def handle_control(
                 if listing is None:
                     raise NotFound(f"no listing {item.get('sku')} in {mp}")
                 lines.append((listing.sku, int(item.get("quantity", 1))))
-            order = state.create_order(seller, mp, lines)
+            order = state.create_order(seller, mp, lines, _flag(spec, "notify"))
             return Response(
                 201,
                 {"orderId": order.order_id, "status": order.status, "fulfillmentChannel": order.fulfillment_channel},
+            )
+        if route[0] == "POST" and route[1].startswith("/orders/") and route[1].endswith("/cancel"):
+            order = state.store.orders.get(route[1].removeprefix("/orders/").removesuffix("/cancel"))
+            if order is None:
+                raise NotFound(f"no order {route[1]}")
+            cancelled_by = spec.get("cancelledBy", "BUYER")
+            if cancelled_by not in ("BUYER", "MERCHANT", "AMAZON"):
+                raise InvalidInput("'cancelledBy' must be BUYER, MERCHANT or AMAZON")
+            try:
+                state.cancel_order(order, cancelled_by, _flag(spec, "notify"))
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+            return Response(
+                200, {"orderId": order.order_id, "status": order.status, "lastUpdate": iso(order.last_update)}
             )
         if route == ("POST", "/fba"):
             seller = spec.get("sellerId") or state.store.tokens.seller_id

@@ -2,6 +2,8 @@
 
 Rates and bursts are the defaults from each operation's "Usage Plan" table in Amazon's models (spapi-facts §4).
 `auth` says which LWA token the operation needs: "seller" (refresh_token grant) or "grantless" (client_credentials).
+`operation` is Amazon's operationId; where a newer API version reuses an operationId an older one already has here,
+the newer one is `<operationId>@<version>` (its own handler, throttling bucket, faults and counts).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ ROUTES: list[Route] = [
     _R("GET", "/orders/v0/orders/{orderId}", "getOrder", 0.5, 30),
     _R("GET", "/orders/v0/orders/{orderId}/orderItems", "getOrderItems", 0.5, 30),
     _R("POST", "/orders/v0/orders/{orderId}/shipmentConfirmation", "confirmShipment", 2, 10),
+    # Orders 2026-01-01
+    _R("GET", "/orders/2026-01-01/orders", "searchOrders", 0.0056, 20),
+    _R("GET", "/orders/2026-01-01/orders/{orderId}", "getOrder@2026-01-01", 0.5, 30),
     # Notifications v1
     _R("GET", "/notifications/v1/destinations", "getDestinations", 1, 5, "grantless"),
     _R("POST", "/notifications/v1/destinations", "createDestination", 1, 5, "grantless"),

@@ -506,8 +506,10 @@ class EmulatorState:
         )
         self.touch()
 
-    def create_order(self, seller: str, mp: str, lines: list[tuple[str, int]]) -> Order:
-        """A buyer order for (sku, quantity) lines; stock is reduced (FBM listing quantity or FBA fulfillable)."""
+    def create_order(self, seller: str, mp: str, lines: list[tuple[str, int]], notify: bool = True) -> Order:
+        """A buyer order for (sku, quantity) lines; stock is reduced (FBM listing quantity or FBA fulfillable).
+        `notify=False`: its ORDER_CHANGE never goes out (a deleted subscription, a purged queue); the notifications
+        the stock change itself causes (offer, FBA inventory) still do."""
         now = self.clock.now()
         market = MARKETPLACES[mp]
         first = self.store.listings[(seller, mp, lines[0][0])]
@@ -549,9 +551,21 @@ class EmulatorState:
             if self.fba_quantity(listing) == 0 or listing.quantity == 0:
                 self.offer_changed(mp, listing.asin, "Internal")
         self.store.orders[order_id] = order
-        self.order_changed(order, "OrderStatusChange")
+        if notify:
+            self.order_changed(order, "OrderStatusChange")
         self.touch()
         return order
+
+    def cancel_order(self, order: Order, cancelled_by: str = "BUYER", notify: bool = True) -> None:
+        """Cancel an order not yet shipped: status Canceled, last update now (stock is not put back)."""
+        if order.status in ("Shipped", "PartiallyShipped", "Canceled"):
+            raise ValueError(f"order {order.order_id} is {order.status}")
+        order.status = "Canceled"
+        order.cancelled_by = cancelled_by
+        order.last_update = self.clock.now()
+        if notify:
+            self.order_changed(order, "OrderStatusChange")
+        self.touch()
 
     def order_changed(self, order: Order, change_type: str) -> None:
         from emulator.orders.responses import order_change_payload
