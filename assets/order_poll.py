@@ -49,14 +49,14 @@ _MISSED = pa.schema([("amazon_order_id", pa.string()), ("first_polled_at", pa.ti
 
 
 class OrdersConfig(dg.Config):
-    """`poll: false` asks Amazon nothing (merges what the store holds). The poll stops when searchOrders' next
+    """`offline: true` asks Amazon nothing (merges what the store holds). The poll stops when searchOrders' next
     request could not be sent within `poll_seconds` (its rate is one request per 3 minutes once the burst of 20 is
     spent; a run holds the seller × region's run slot, so it must not wait long) and resumes next run.
     `overlap_minutes`: how far before the watermark each poll asks again (sync.order_poll). An order first polled
     less than `coverage_grace_minutes` ago is not counted as missed by notifications yet (its notification may be on
     its way)."""
 
-    poll: bool = True
+    offline: bool = False
     poll_seconds: float = 30.0
     poll_cap_share: float = 1.0
     overlap_minutes: float = 10.0
@@ -104,8 +104,8 @@ def order_assets(context: dg.AssetExecutionContext, config: OrdersConfig, wareho
     channel = channel_for(context.partition_key)
     markets = poll_markets(channel)
     poll: order_poll.PollResult | None = None
-    outcome = "not asked (poll: false)"
-    if config.poll:
+    outcome = "not asked (offline)"
+    if not config.offline:
         client = spapi.client_for(channel.seller_id, region=channel.region)
         try:
             poll = order_poll.poll_orders(

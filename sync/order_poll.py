@@ -263,8 +263,8 @@ def _store_page(
         )
         # Seen again at the same version: only when we last saw it changes.
         con.execute(
-            "UPDATE polled_orders p SET polled_at = $now FROM incoming_orders i "
-            "WHERE p.amazon_order_id = i.amazon_order_id",
+            "UPDATE polled_orders SET polled_at = $now "
+            "WHERE amazon_order_id IN (SELECT amazon_order_id FROM incoming_orders)",
             {"now": now},
         )
         con.execute(

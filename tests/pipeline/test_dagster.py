@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 # These tests run the pipeline offline: no SP-API pull (the files are the inputs) and no push.
 OFFLINE = {
     name: {"config": {"offline": True}}
-    for name in ("fba_inventory", "competitor_prices", "offer_observations", "listings_submission")
+    for name in ("fba_inventory", "competitor_prices", "offer_observations", "order_assets", "listings_submission")
 }
 
 
@@ -70,6 +70,8 @@ def test_definitions_load_with_every_asset_partitioned():
         "listings_feed",
         "sync_history",
         "listings_submission",
+        "orders",
+        "order_items",
         "reservations",
         "shipment_confirmations",
         "feed_archive",
@@ -97,9 +99,11 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
         "listings_submission",
         "shipment_confirmations",
     }
-    # ORDER_CHANGE notifications: subscriptions -> the sensor's store -> reservations -> reconcile.
+    # ORDER_CHANGE notifications: subscriptions -> the sensor's store -> reservations -> reconcile; the order poll
+    # (`orders`) writes the same store.
     assert parents("notification_store") == {"notification_subscriptions"}
-    assert parents("reservations") == {"notification_store", "master_inventory"}
+    assert parents("reservations") == {"notification_store", "orders", "master_inventory"}
+    assert parents("orders") == parents("order_items") == {"notification_store"}
     assert "reservations" in parents("reconciled_inventory")
     assert parents("shipment_confirmations") == {"shipments"}
     assert parents("shipments") == set()
@@ -116,6 +120,8 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert {"reservations", "shipment_confirmations", "sync_history"} <= job_assets("inventory_job")
     assert {"listings_submission", "sync_history"} <= job_assets("prices_job")
     assert "reservations" not in job_assets("prices_job")
+    assert job_assets("order_poll_job") == {"orders", "order_items"}
+    assert "orders" not in job_assets("inventory_job")  # the poll runs on its own schedule, once per seller x region
     pipeline = job_assets("channel_pipeline_job")
     assert "notification_subscriptions" not in pipeline and "sync_history" in pipeline
 
