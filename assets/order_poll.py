@@ -8,8 +8,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets.metadata import preview, table_preview
-from pipelines.partitions import CHANNELS, channel_for
-from pipelines.partitions import channel_partitions as partitions
+from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi import ServerError, SpApiTimeout, Throttled
 from resources.spapi_resource import SpApiResource
 from resources.warehouse import Warehouse
@@ -93,7 +92,7 @@ def poll_markets(channel: Channel) -> dict[str, str]:
             "empty when only a notification, which carries no price, listed them), currency, item_source.",
         ),
     ],
-    partitions_def=partitions,
+    partitions_def=channel_partitions,
     group_name="orders",
     pool="spapi",
 )

@@ -46,6 +46,7 @@ import duckdb
 
 from seller.config import Channel
 from sync.notifications import OPEN_ORDER_STATUSES
+from sync.order_poll import has_poll_tables
 
 __all__ = [
     "OPEN_ORDER_STATUSES",
@@ -62,7 +63,7 @@ __all__ = [
 
 RESERVATION_COLUMNS = ("sku", "reserved_quantity", "open_orders", "oldest_order_at")
 
-# Later in this list = more final, used only to break ties between notifications with identical times.
+# Later in this list = more final, used only to break ties between states (notified or polled) with identical times.
 _STATUS_RANK = (
     "list_position(['PendingAvailability', 'Pending', 'Unshipped', 'PartiallyShipped', 'Shipped', "
     "'InvoiceUnconfirmed', 'Unfulfillable', 'Canceled'], order_status)"
@@ -166,7 +167,7 @@ open_orders AS (
       AND coalesce(s.fulfillment_type, 'MFN') = 'MFN'
       AND ($master_as_of::TIMESTAMPTZ IS NULL OR stored.stored_at IS NULL
            OR stored.stored_at >= $master_as_of::TIMESTAMPTZ)
-)
+),
 open_items AS (
     SELECT o.channel, o.amazon_order_id, i.sku, i.quantity, o.placed_at
     FROM open_orders o
@@ -225,9 +226,7 @@ def order_states(
 
 def _merged(con: duckdb.DuckDBPyConnection, changes: str, items: str, notifications: str) -> str:
     """The `_MERGED` CTEs over the store's tables (the poll's side empty in a store no poll has written)."""
-    polled = {"polled_orders", "polled_order_items"} <= {
-        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()
-    }
+    polled = has_poll_tables(con)
     return _MERGED.format(
         rank=_STATUS_RANK,
         changes=changes,
