@@ -37,6 +37,29 @@ def test_orders_and_order_items_all_pages(emulator, make_client) -> None:
         client.get_orders([US])
 
 
+def test_search_orders_every_page_with_the_fulfillment_dataset(emulator, make_client) -> None:
+    """Orders 2026-01-01: every page (nextToken passed back as paginationToken with the same filters), items always
+    embedded, the order's status only with includedData FULFILLMENT."""
+    client = make_client(emulator)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    rows = listings(emulator)
+    created = {
+        control(emulator, "POST", "/orders", json={"marketplaceId": US, "items": [{"sku": r["sku"]}]})["orderId"]
+        for r in rows[:5]
+    }
+    found = list(
+        client.iter_search_orders([US], last_updated_after=since, included_data=["FULFILLMENT"], max_results_per_page=2)
+    )
+    mine = {o["orderId"]: o for o in found if o["orderId"] in created}
+    assert set(mine) == created and len(found) == len({o["orderId"] for o in found})
+    assert client.counters.by_operation["searchOrders"].calls >= 3
+    assert all(o["fulfillment"]["fulfillmentStatus"] and o["orderItems"] for o in mine.values())
+    bare = client.search_orders_page([US], last_updated_after=since, max_results_per_page=100)
+    assert "fulfillment" not in bare["orders"][0]
+    with pytest.raises(ValueError):
+        client.search_orders_page([US])
+
+
 def test_confirm_shipment_for_a_merchant_order(emulator, make_client) -> None:
     client = make_client(emulator)
     fbm = next(r for r in listings(emulator, fulfillment="FBM") if r["quantity"])
