@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -47,9 +48,11 @@ def test_search_orders_every_page_with_the_fulfillment_dataset(emulator, make_cl
         control(emulator, "POST", "/orders", json={"marketplaceId": US, "items": [{"sku": r["sku"]}]})["orderId"]
         for r in rows[:5]
     }
-    found = list(
-        client.iter_search_orders([US], last_updated_after=since, included_data=["FULFILLMENT"], max_results_per_page=2)
+    pages = client.iter_search_orders(
+        [US], last_updated_after=since, included_data=["FULFILLMENT"], max_results_per_page=2
     )
+    found = list(itertools.islice(pages, 100))  # a token not honoured would serve the first page forever
+    assert len(found) < 100
     mine = {o["orderId"]: o for o in found if o["orderId"] in created}
     assert set(mine) == created and len(found) == len({o["orderId"] for o in found})
     assert client.counters.by_operation["searchOrders"].calls >= 3
