@@ -61,7 +61,7 @@ _SHOWN = 200  # characters of an offending value kept in input_errors
 # rules were not checked for this.
 _FORMULA_SKU = "SKU starts with =, + or @ (a spreadsheet formula?): write the SKU itself, as text"
 _MONEY = r"\d{1,13}(\.\d{1,2})?"
-_SHARE = r"\d{1,2}(\.\d{1,2})?|100(\.0{1,2})?"  # allocation_percent: 0-100, at most 2 decimals
+_SHARE = r"(\d{1,2}(\.\d{1,2})?|100(\.0{1,2})?)"  # allocation_percent: 0-100, at most 2 decimals
 _WHOLE = r"\d{1,12}"  # a valid count
 _OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 _TYPED = "__typed_"  # prefix of the TRY_CAST column next to each raw text column
