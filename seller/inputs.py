@@ -279,7 +279,8 @@ def validated_input(
     with one CREATE OR REPLACE TABLE ... AS SELECT, and only the (small) problems table comes back as Arrow.
 
     With `channel`, a channel-scoped input keeps only that channel's rows, and rows of the other configured channels
-    are not validated at all: `errors_for(channel)` is what validating the whole file would give. The table is written
+    are not validated at all (the unified-account check only compares their allocation overrides with the channel's
+    rows): `errors_for(channel)` is what validating the whole file would give. The table is written
     inside a transaction that stays open for the caller's own writes in the `with` block; it commits when the block
     ends (and rolls back if it raises).
     """
