@@ -86,18 +86,24 @@ def _pushed(meta: dict[str, Any]) -> bool:
 
 
 def _call_from_materialization(asset: str, record: Any) -> CallOutcome | None:
-    """The outcome of the SP-API calls a materialization made, None when it made none (offline, nothing to send)."""
+    """The outcome of the SP-API calls a materialization proves it made, None when it proves none. The resource's
+    `spapi/total/*` counters add up every step of a run, so they cannot say whether this step called Amazon: each
+    asset's own figures do (a pull that got answers, a push that sent or polled something, a confirmed shipment)."""
     meta = _meta(record)
     at = _at(record.timestamp)
     stopped = meta.get("pull_stopped")
     if isinstance(stopped, str) and stopped.startswith("error: "):
         text = stopped.removeprefix("error: ")
         return CallOutcome(at, classify_error([text.split(" ")[0]], text) or "error", asset, text[:_DETAIL])
-    if asset == "listings_submission" and not _pushed(meta):
-        return None  # a deferred push: its sync_history rows say why
-    if not meta.get("spapi/total/calls"):
-        return None
-    return CallOutcome(at, OK, asset)
+    proofs = {
+        "fba_inventory": meta.get("amazon") == "pulled",
+        "offer_observations": _pulled(meta) and bool(meta.get("pulled_asins")),
+        "listings_submission": _pushed(meta)
+        and any(meta.get(k) for k in ("changed", "feeds_resumed", "patches_sent", "read_back")),
+        "shipment_confirmations": bool(meta.get("this_run_confirmed")),
+        "orders": True,  # the order poll materializes only once Amazon answered
+    }
+    return CallOutcome(at, OK, asset) if proofs.get(asset) else None
 
 
 def _error_chain(error: Any) -> Iterator[Any]:
@@ -130,7 +136,10 @@ def _calls_from_failures(instance: dg.DagsterInstance, channel: str) -> list[Cal
             outcome = classify_error(names, message)
             if outcome is None:
                 continue
-            detail = chain[-1].message.strip().splitlines()[0] if chain else ""
+            # The client's exception (not Dagster's wrapper), its message without the class name in front.
+            raised = next((e for e in chain if classify_error([e.cls_name or ""], "") is not None), chain[-1])
+            detail = raised.message.strip().splitlines()[0] if raised.message.strip() else ""
+            detail = detail.split(": ", 1)[1] if detail.split(": ", 1)[0].endswith(raised.cls_name or "\0") else detail
             outcomes.append(CallOutcome(_at(entry.timestamp), outcome, event.step_key or "run", detail[:_DETAIL]))
     return outcomes
 
@@ -257,8 +266,9 @@ def _overview(rows: list[tuple[Facts, str]]) -> str:
     return "\n".join(lines)
 
 
-def _orders_defined(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> bool:
-    return context.job_def.asset_layer.asset_graph.has(ORDERS)
+def _orders_defined(context: dg.AssetExecutionContext) -> bool:
+    """Whether the code location has the order poll (an `orders` asset): until it does, `never` is no staleness."""
+    return context.repository_def.asset_graph.has(ORDERS)
 
 
 @dg.asset(

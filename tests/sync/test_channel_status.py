@@ -124,7 +124,7 @@ def test_a_revoked_grant_is_the_channels_error_until_a_run_succeeds_again(synced
     assert meta["status"].startswith("ERROR: grant revoked (ReauthorizationRequired)"), meta["status"]
     # the first SP-API steps (the FBA and the offers pulls) both failed on it
     assert meta["connection"].startswith("ReauthorizationRequired (")
-    assert "0 min ago): LWA refused the refresh token" in meta["connection"]
+    assert "0 min ago): Unauthorized in lwa" in meta["connection"] and "LWA refused the refresh" in meta["connection"]
     assert "Atzr|" not in meta["connection"]  # no token in the metadata
 
     control(server, "POST", "/tokens/restore", json={})
