@@ -9,8 +9,6 @@ channel), never inside a sync run: a sync step that fails (a revoked grant fails
 step after it in that run, and staleness is time passing with no sync run at all.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -267,8 +265,11 @@ def _overview(rows: list[tuple[Facts, str]]) -> str:
 
 
 def _orders_defined(context: dg.AssetExecutionContext) -> bool:
-    """Whether the code location has the order poll (an `orders` asset): until it does, `never` is no staleness."""
-    return context.repository_def.asset_graph.has(ORDERS)
+    """Whether the order poll is expected: `orders` is in the run's asset graph (a dependency of this asset), or it
+    has materialized for the channel; until then `never` is no staleness."""
+    return context.job_def.asset_layer.asset_graph.has(ORDERS) or bool(
+        _records(context.instance, ORDERS, context.partition_key)
+    )
 
 
 @dg.asset(
