@@ -300,9 +300,10 @@ def _print_statuses(statuses: dict[str, dict[str, Any]]) -> None:
     for name, meta in statuses.items():
         print(f"  {name}: {meta['status']}")
         print(f"      connection {meta['connection']}; {meta['checks']}")
+        ago = {key: meta[key].rpartition("(")[2].rstrip(")") for key in meta if key.startswith("last_")}
         print(
-            f"      price push {meta['last_price_push']}, quantity push {meta['last_quantity_push']}, "
-            f"offers pull {meta['last_offers_pull']}, order poll {meta['last_order_poll']}"
+            f"      last price push {ago['last_price_push']}, quantity push {ago['last_quantity_push']}, FBA pull "
+            f"{ago['last_fba_pull']}, offers pull {ago['last_offers_pull']}, order poll {ago['last_order_poll']}"
         )
         print(
             f"      open feeds {meta['open_feeds']}, SKUs in error {meta['skus_in_error']}, offer data age p50/p95 "

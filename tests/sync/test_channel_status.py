@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.offers import offer_observations
 from assets.status import FRESHNESS_CHECKS, channel_status
 from pipelines.jobs import channel_status_job
 from pipelines.resources import EMULATOR_DEFAULTS
@@ -130,3 +131,26 @@ def test_a_revoked_grant_is_the_channels_error_until_a_run_succeeds_again(synced
     control(server, "POST", "/tokens/restore", json={})
     assert run(data, "us", spapi_for(server, data.parent), instance=instance).success
     assert take_status(data, instance)["status"].startswith("OK: prices pushed 0 min ago")
+
+
+def test_a_throttled_pull_and_skus_in_error_show_in_the_status(synced):
+    data, server, spapi, instance = synced
+    # Amazon answers 429 to every offers request of the next pull: it stops early, keeping what it got.
+    control(server, "POST", "/faults", json={"kind": "status", "operation": "getItemOffersBatch", "status": 429})
+    control(server, "POST", "/faults", json={"kind": "status", "operation": "getItemOffersBatch", "status": 429})
+    resources = {"warehouse": Warehouse(data_dir=str(data)), "spapi": spapi}
+    pull = dg.materialize([offer_observations], partition_key="us", instance=instance, resources=resources)
+    assert materialization(pull, "offer_observations")["pull_stopped"].startswith("error: QuotaExceeded")
+    # and Amazon rejected one SKU after the push (as a later run records it): its latest outcome is an error
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    with Warehouse(data_dir=str(data)).connect("us") as con:
+        con.execute(
+            "INSERT INTO sync_history VALUES ('us', 'FBM-1', 'B000000002', 'submit', 'error', 'InvalidInput', "
+            "'[8560] bad value', 'r2', $at)",
+            {"at": later},
+        )
+    meta = take_status(data, instance)
+    assert meta["status"] == "THROTTLED: throttled by Amazon in offer_observations"
+    assert meta["connection"].startswith("throttled (offer_observations, 0 min ago): QuotaExceeded in getItemOffers")
+    assert meta["skus_in_error"] == 1 and "| InvalidInput | 1 |" in meta["errors_by_code"]
+    assert meta["last_offers_pull"].endswith("(0 min ago)")  # the earlier, complete pull
