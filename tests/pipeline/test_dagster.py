@@ -139,6 +139,7 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert job_checks("channel_status_job") == freshness
     for job in ("channel_pipeline_job", "inventory_job", "prices_job", "offers_pull_job"):
         assert "channel_status" not in job_assets(job) and not job_checks(job) & freshness, job
+    assert {"master_inventory_valid", "fba_inventory_valid"} <= job_checks("inventory_job")  # the input checks stay
 
 
 def test_partitioned_materialization_writes_golden_feeds_and_history(small_seller):
