@@ -35,8 +35,9 @@ _DESCRIPTIONS = {
     ),
     "channel_mappings": (
         "SKU to ASIN mappings of one channel: the ASIN (Amazon's channelSku), FBA or FBM fulfillment, the conflict "
-        "strategy, the price floor and ceiling, our shipping charge and an optional per-SKU undercut. One row per "
-        "SKU on the channel; a blank ASIN means not listed (mapping_missing). A row whose SKU is not in "
+        "strategy, the price floor and ceiling, our shipping charge, an optional per-SKU undercut and optional per-SKU "
+        "allocation (safety_buffer, max_quantity, allocation_percent; blank: the channel's). One row per SKU on the "
+        "channel; a blank ASIN means not listed (mapping_missing). A row whose SKU is not in "
         "master_inventory is kept but never published: a warning in `input_errors` (not blocking) and `master_missing` "
         "in sync_history. Source: `channel_mappings` file, checked against the master_inventory table."
     ),

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.metadata import table_preview
-from pipelines.partitions import channel_partitions
+from pipelines.partitions import channel_for, channel_partitions
 from resources.warehouse import Warehouse
 from seller.reconcile import reconcile
 
@@ -19,21 +19,31 @@ def reconciled_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse
     channel_wins: Amazon's fulfillable quantity (from `fba_inventory`) becomes the master's figure and is never sent.
     FBM SKUs are master_wins: the master quantity minus the open order reservations of ALL the seller's channels
     (`reservations`: the stock is the seller's), never below 0, so every channel of the seller publishes the same
-    figure. A mapping's explicit `conflict_strategy` overrides the default. Source: the validated master_inventory,
+    figure. A published (FBM) figure then goes through the channel's allocation (the channels config's `allocation`,
+    or the mapping's own `safety_buffer`, `allocation_percent`, `max_quantity`): minus the buffer, times the
+    percentage rounded down, at most the cap, never below 0; `available_quantity` keeps the figure before it. A
+    mapping's explicit `conflict_strategy` overrides the default. Source: the validated master_inventory,
     channel_mappings and fba_inventory tables, and the reservations table when present. A mapping whose SKU is not
     in the master is left out (reported in `input_errors` and as `master_missing` in `sync_history`)."""
+    allocation = channel_for(context.partition_key).allocation
     with warehouse.connect(context.partition_key) as con:
         held = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'reservations'"
         ).fetchall()[0][0]
         reconcile(
-            con, "channel_mappings", "master_inventory", "fba_inventory", "reservations" if held else None
+            con,
+            "channel_mappings",
+            "master_inventory",
+            "fba_inventory",
+            "reservations" if held else None,
+            allocation=allocation,
         ).create_view("reconciled", replace=True)
         con.execute("CREATE OR REPLACE TABLE reconciled_inventory AS SELECT * FROM reconciled ORDER BY sku")
         counts = con.execute(
             "SELECT count(*) FILTER (fulfillment = 'FBA'), count(*) FILTER (fulfillment = 'FBM'), "
-            "count(*) FILTER (master_updated), count(*) FILTER (publish_quantity), coalesce(sum(reserved_quantity), 0) "
-            "FROM reconciled_inventory"
+            "count(*) FILTER (master_updated), count(*) FILTER (publish_quantity), "
+            "coalesce(sum(reserved_quantity), 0), "
+            "coalesce(sum(available_quantity - quantity) FILTER (publish_quantity), 0) FROM reconciled_inventory"
         ).fetchall()[0]
         meta = table_preview(con, "reconciled_inventory")
     return dg.MaterializeResult(
@@ -44,5 +54,7 @@ def reconciled_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse
             "master_updated_from_amazon": counts[2],
             "quantities_to_publish": counts[3],
             "reserved_units": int(counts[4]),
+            "allocation": allocation.describe(),
+            "units_held_back_by_allocation": int(counts[5]),
         }
     )

@@ -1,10 +1,12 @@
 """`offer_observations`: the channel's history of competitor offers, and the budgeted getItemOffersBatch pull that
 keeps the ASINs Amazon does not notify about fresh."""
 
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.partitions import channel_for, channel_partitions
@@ -16,6 +18,8 @@ from sync import offers
 from sync.pull import offer_rows
 
 __all__ = ["OffersPullConfig", "import_notified", "mapped_asins", "offer_observations"]
+
+FLUSH_SECONDS = 60.0  # how often the pull appends what it got to the channel's file
 
 
 class OffersPullConfig(dg.Config):
@@ -74,7 +78,7 @@ def offer_observations(
         return dg.MaterializeResult(metadata={"amazon": "offline"})
     now = datetime.now(UTC)
     # The channel's file is opened only around each read and append: a prices run of the channel (another process)
-    # writes it between two requests of a pull that lasts minutes.
+    # writes it meanwhile.
     with warehouse.connect(channel.name) as con:
         notified = import_notified(con, warehouse, channel, now)
         plan = offers.pull_plan(con, mapped_asins(con))
@@ -84,19 +88,36 @@ def offer_observations(
     batches = client.iter_item_offers_batches(
         channel.marketplace_id, plan, max_seconds=config.pull_seconds, cap_share=config.pull_cap_share
     )
+    pending: list[tuple[pa.Table, pa.Table]] = []
+    flushed = time.monotonic()
+
+    def flush() -> int:
+        nonlocal flushed
+        flushed = time.monotonic()
+        if not pending:
+            return 0
+        observed, snapshots = (pa.concat_tables(tables) for tables in zip(*pending, strict=True))
+        pending.clear()
+        with warehouse.connect(channel.name) as con:
+            return offers.append(con, "pull", observed, snapshots, datetime.now(UTC), retention)[0]
+
     try:
         for chunk, responses in batches:
-            at = datetime.now(UTC)
-            observed, snapshots = offer_rows(channel.seller_id, chunk, responses, at)
-            with warehouse.connect(channel.name) as con:
-                added += offers.append(con, "pull", observed, snapshots, at, retention)[0]
+            observed, snapshots = offer_rows(channel.seller_id, chunk, responses, datetime.now(UTC))
+            pending.append((observed, snapshots))
             asked += len(chunk)
             failed += snapshots.filter(pc.equal(snapshots["status"], "failed")).num_rows
+            # Written once a minute, not per request: a prices run holding the file would otherwise make the pull
+            # wait for its lock between two requests, and Amazon's bucket refills meanwhile for nobody.
+            if time.monotonic() - flushed >= FLUSH_SECONDS:
+                added += flush()
     # Amazon unavailable or busy: what was asked so far is kept and pricing goes on from the observations. A lost
     # or revoked grant (Unauthorized) or a request Amazon rejects fails the step like every other SP-API step.
     except (Throttled, ServerError, SpApiTimeout) as exc:
         stopped = f"error: {exc}"
         context.log.warning(f"offers pull stopped after {asked} of {len(plan)} ASINs: {exc}")
+    finally:
+        added += flush()
     if stopped == "complete" and asked < len(plan):
         stopped = f"budget ({asked} of {len(plan)} ASINs; pull_seconds {config.pull_seconds:g}, cap share "
         stopped += f"{config.pull_cap_share:g})"

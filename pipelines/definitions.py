@@ -21,9 +21,11 @@ from assets.orders import reservations
 from assets.prices import buybox_prices
 from assets.publish import listings_submission
 from assets.shipments import shipment_confirmations
+from assets.status import FRESHNESS_CHECKS, channel_status
 from pipelines.enablement import enable_channel
 from pipelines.jobs import (
     channel_pipeline_job,
+    channel_status_job,
     inventory_job,
     notification_setup_job,
     offers_pull_job,
@@ -38,7 +40,8 @@ ALL_ASSETS = [*input_assets, offer_observations, reconciled_inventory, buybox_pr
 ALL_ASSETS += [listings_submission, order_assets, reservations, shipment_confirmations, feed_archive, *external_assets]
 
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, notification_subscriptions],
+    assets=[*ALL_ASSETS, notification_subscriptions, channel_status],
+    asset_checks=FRESHNESS_CHECKS,
     jobs=[
         enable_channel,
         create_listing_job,
@@ -48,6 +51,7 @@ defs = dg.Definitions(
         offers_pull_job,
         order_poll_job,
         notification_setup_job,
+        channel_status_job,
     ],
     schedules=SCHEDULES,
     sensors=SENSORS,

@@ -10,9 +10,11 @@
 5. a burst of orders on Amazon arrives as ORDER_CHANGE notifications, is ingested by the SQS sensor, reserves FBM stock
    and triggers the inventory runs it requests;
 6. the seller records a shipment, which is confirmed with confirmShipment;
-and a summary per channel is printed: priced SKUs and prices up/down, the push, reservations, shipments, and the
-feed documents with their paths. Everything stays under `.demo/` (including a persistent DAGSTER_HOME, so
-`make ui` shows the runs, and the emulator's state in `.demo/data/emulator`, which `make ui`'s runs reuse).
+7. each channel's status is taken (`channel_status_job`: the channel_status asset and the freshness checks);
+and a summary per channel is printed: priced SKUs and prices up/down, the push, reservations, shipments, the
+feed documents with their paths, and each channel's one-line status with its key figures. Everything stays under
+`.demo/` (including a persistent DAGSTER_HOME, so `make ui` shows the runs, and the emulator's state in
+`.demo/data/emulator`, which `make ui`'s runs reuse).
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def _loop(data: Path, emulator: Any) -> list[str]:
     # Per channel and feed asset, the documents its last materialization wrote: (path, rows or messages).
     documents: dict[str, dict[str, list[tuple[str, int]]]] = {name: {} for name in CHANNELS}
     failed: list[str] = []
+    statuses: dict[str, dict[str, Any]] = {}  # channel -> channel_status's metadata values
 
     with dg.DagsterInstance.get() as instance:
 
@@ -179,7 +182,21 @@ def _loop(data: Path, emulator: Any) -> list[str]:
         _record_shipments(data, orders)
         for name in CHANNELS:
             run("channel_pipeline_job", name, "sync with shipments")
+        print("7. channel status: channel_status and the freshness checks (every 5 minutes under make ui)")
+        for name in CHANNELS:
+            result = defs.resolve_job_def("channel_status_job").execute_in_process(
+                partition_key=name, instance=instance, raise_on_error=False, run_config=_QUIET
+            )
+            if not result.success:
+                failed.append(f"{name}: channel status")
+                print(f"  {name}: channel status FAILED (see the run in the UI)")
+                continue
+            meta = result.asset_materializations_for_node("channel_status")[0].metadata
+            statuses[name] = {key: value.value for key, value in meta.items()}
+            checks = result.get_asset_check_evaluations()
+            statuses[name]["checks"] = f"{sum(c.passed for c in checks)}/{len(checks)} freshness checks passed"
     _print_summary(warehouse, stats, documents)
+    _print_statuses(statuses)
     return failed
 
 
@@ -275,6 +292,24 @@ def _print_summary(
             unit = "messages" if path.endswith(".json") else "rows"
             size = Path(path).stat().st_size / 1024
             print(f"    {os.path.relpath(path, folder):<54}{count:>7,} {unit:<9}{size:>7,.0f} KiB")
+
+
+def _print_statuses(statuses: dict[str, dict[str, Any]]) -> None:
+    """Each channel's channel_status: the one-line status, then the figures the UI shows beside it."""
+    print("\nchannel status (the channel_status asset in the UI; the seller overview is in its metadata):")
+    for name, meta in statuses.items():
+        print(f"  {name}: {meta['status']}")
+        print(f"      connection {meta['connection']}; {meta['checks']}")
+        ago = {key: meta[key].rpartition("(")[2].rstrip(")") for key in meta if key.startswith("last_")}
+        print(
+            f"      last price push {ago['last_price_push']}, quantity push {ago['last_quantity_push']}, FBA pull "
+            f"{ago['last_fba_pull']}, offers pull {ago['last_offers_pull']}, order poll {ago['last_order_poll']}"
+        )
+        print(
+            f"      open feeds {meta['open_feeds']}, SKUs in error {meta['skus_in_error']}, offer data age p50/p95 "
+            f"{meta['offer_age_p50_minutes']}/{meta['offer_age_p95_minutes']} min, notification coverage "
+            f"{meta['notification_coverage']}"
+        )
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ the partition, so schedules, sensors, backfills and UI launches all carry them):
 
 import dagster as dg
 
+from assets.status import FRESHNESS_CHECKS
 from pipelines.partitions import channel_for, channel_partitions
 
 __all__ = [
     "channel_pipeline_job",
     "channel_run_tags",
+    "channel_status_job",
     "inventory_job",
     "offers_pull_job",
     "prices_job",
@@ -23,6 +25,13 @@ def channel_run_tags(partition_key: str) -> dict[str, str]:
     return {"seller": channel.seller_id, "seller_region": f"{channel.seller_id}-{channel.region}"}
 
 
+# The channel's status and the freshness checks run in their own job, never inside a sync run (see assets.status).
+# What the sync jobs leave out is selected leniently (the group, the checked assets' checks), so a code location or a
+# test without the status still builds them; those three assets carry no other check.
+_STATUS = dg.AssetSelection.groups("status") | dg.AssetSelection.checks_for_assets(
+    *{key.asset_key for check in FRESHNESS_CHECKS for key in check.check_keys}
+)
+
 _PER_CHANNEL = dg.PartitionedConfig(
     partitions_def=channel_partitions,
     run_config_for_partition_key_fn=lambda _key: {},
@@ -31,7 +40,7 @@ _PER_CHANNEL = dg.PartitionedConfig(
 
 channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("notification_subscriptions"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("notification_subscriptions") - _STATUS,
     config=_PER_CHANNEL,
     description="Validate inputs, reconcile stock, price and write every feed document for one channel.",
 )
@@ -43,7 +52,8 @@ inventory_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         "master_inventory", "channel_mappings", "fba_inventory", "reservations", "shipment_confirmations"
     ).downstream()
-    - dg.AssetSelection.assets("offer_observations"),
+    - dg.AssetSelection.assets("offer_observations")
+    - _STATUS,
     config=_PER_CHANNEL,
     description="Refresh stock for one channel: inputs, FBA figures, open-order reservations, reconcile and push.",
 )
@@ -52,7 +62,7 @@ inventory_job = dg.define_asset_job(
 # push downstream of them.
 prices_job = dg.define_asset_job(
     "prices_job",
-    selection=dg.AssetSelection.assets("competitor_prices").downstream(),
+    selection=dg.AssetSelection.assets("competitor_prices").downstream() - _STATUS,
     config=_PER_CHANNEL,
     description="Reprice one channel from the offers observed so far, then write and push the price feeds.",
 )
@@ -68,7 +78,7 @@ def offers_pull_tags(partition_key: str) -> dict[str, str]:
 # The budgeted getItemOffersBatch pull alone: it refreshes observations, the next prices run prices them.
 offers_pull_job = dg.define_asset_job(
     "offers_pull_job",
-    selection=dg.AssetSelection.assets("offer_observations"),
+    selection=dg.AssetSelection.assets("offer_observations") - _STATUS,
     config=dg.PartitionedConfig(
         partitions_def=channel_partitions,
         run_config_for_partition_key_fn=lambda _key: {},
@@ -93,4 +103,22 @@ notification_setup_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("notification_subscriptions"),
     config=_PER_CHANNEL,
     description="Create the seller's SQS queue, SP-API destination and subscriptions for a channel (idempotent).",
+)
+
+
+def channel_status_tags(partition_key: str) -> dict[str, str]:
+    """The status run's tags: `seller`, and `channel_status` (the channel) instead of `seller_region`, so the status
+    never queues behind the seller's sync run (it reads what that run recorded, and must show it when it hangs)."""
+    return {"seller": channel_for(partition_key).seller_id, "channel_status": partition_key}
+
+
+channel_status_job = dg.define_asset_job(
+    "channel_status_job",
+    selection=dg.AssetSelection.assets("channel_status") | dg.AssetSelection.checks(*FRESHNESS_CHECKS),
+    config=dg.PartitionedConfig(
+        partitions_def=channel_partitions,
+        run_config_for_partition_key_fn=lambda _key: {},
+        tags_for_partition_key_fn=channel_status_tags,
+    ),
+    description="The channel's status at a glance and the freshness checks of its key assets (reads only).",
 )

@@ -1,14 +1,14 @@
-"""The five cadences: the order poll every 5 minutes (one run per seller x region), and one run per enabled channel
-each for the offers pull every 5 minutes, prices every 15 minutes, inventory hourly, the full pipeline daily. Runs
-carry the channel's `seller` and `seller_region` tags (the pull:
-`offers_pull`; from the partition, see `pipelines.jobs`) and are keyed by time and channel, so a tick that is
-retried never launches a second run. A channel is scheduled only once an `enable_channel` run has checked it
-(`pipelines.enablement`), and only while its entry is in the channels config.
+"""The six cadences: the order poll every 5 minutes (one run per seller x region), and one run per enabled channel
+each for the offers pull every 5 minutes, prices every 15 minutes, inventory hourly, the full pipeline daily and the
+channel's status (with the freshness checks) every 5 minutes. Runs carry the channel's `seller` and `seller_region`
+tags (the pull: `offers_pull`, the status: `channel_status`; from the partition, see `pipelines.jobs`) and are keyed
+by time and channel, so a tick that is retried never launches a second run. A channel is scheduled only once an
+`enable_channel` run has checked it (`pipelines.enablement`), and only while its entry is in the channels config.
 
-Each cadence can be changed without a code change: `SALES_CHANNEL_ORDER_POLL_CRON`,
-`SALES_CHANNEL_OFFERS_PULL_CRON`, `SALES_CHANNEL_PRICES_CRON`,
-`SALES_CHANNEL_INVENTORY_CRON` and `SALES_CHANNEL_FULL_CRON` (cron syntax, read when the code location loads). The
-pull's run lasts up to `pull_seconds` (270 s): keep its cadence longer than that.
+Each cadence can be changed without a code change: `SALES_CHANNEL_ORDER_POLL_CRON`, `SALES_CHANNEL_OFFERS_PULL_CRON`,
+`SALES_CHANNEL_PRICES_CRON`, `SALES_CHANNEL_INVENTORY_CRON`, `SALES_CHANNEL_FULL_CRON` and `SALES_CHANNEL_STATUS_CRON`
+(cron syntax, read when the code location loads). The pull's run lasts up to `pull_seconds` (270 s): keep its
+cadence longer than that.
 
 Concurrency (see dagster-notes §7): steps that call SP-API run in pool `spapi`; pools are fixed per definition, so
 per-seller fairness comes from the run queue's tag limit on `seller_region` (deploy/dagster.yaml; queued runs only:
@@ -22,13 +22,21 @@ from collections.abc import Iterator
 import dagster as dg
 
 from pipelines.enablement import enabled_channels
-from pipelines.jobs import channel_pipeline_job, inventory_job, offers_pull_job, order_poll_job, prices_job
+from pipelines.jobs import (
+    channel_pipeline_job,
+    channel_status_job,
+    inventory_job,
+    offers_pull_job,
+    order_poll_job,
+    prices_job,
+)
 from pipelines.partitions import CHANNELS
 from seller.config import load_channels
 
 __all__ = [
     "SCHEDULES",
     "channel_pipeline_schedule",
+    "channel_status_schedule",
     "inventory_schedule",
     "offers_pull_schedule",
     "order_poll_schedule",
@@ -120,4 +128,21 @@ def channel_pipeline_schedule(context: dg.ScheduleEvaluationContext):
     yield from _fan_out(context, channel_pipeline_job.name)
 
 
-SCHEDULES = [order_poll_schedule, offers_pull_schedule, prices_schedule, inventory_schedule, channel_pipeline_schedule]
+@dg.schedule(
+    cron_schedule=_cron("SALES_CHANNEL_STATUS_CRON", "*/5 * * * *"),
+    job=channel_status_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: channel_status and the freshness checks, per enabled channel (reads only).",
+)
+def channel_status_schedule(context: dg.ScheduleEvaluationContext):
+    yield from _fan_out(context, channel_status_job.name)
+
+
+SCHEDULES = [
+    order_poll_schedule,
+    offers_pull_schedule,
+    prices_schedule,
+    inventory_schedule,
+    channel_pipeline_schedule,
+    channel_status_schedule,
+]

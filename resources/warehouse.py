@@ -37,10 +37,13 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, channel: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the channel's database with the money macros installed; closed on exit."""
-        con = self._open(self.database_path(channel), read_only, self.lock_timeout_s, max_delay=2.0)
+        """A connection to the channel's database with the money macros installed (not on a read-only one: DuckDB
+        stores a macro in the file); closed on exit."""
+        path = self.database_path(channel)
+        con = self._open(path, read_only, self.lock_timeout_s, max_delay=2.0)
         try:
-            install_money_macros(con)
+            if not (read_only and path.exists()):
+                install_money_macros(con)
             yield con
         finally:
             con.close()

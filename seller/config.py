@@ -19,6 +19,7 @@ import yaml
 from seller.marketplaces import MARKETPLACES, REGIONS, Marketplace
 
 __all__ = [
+    "Allocation",
     "Channel",
     "ChannelConfigError",
     "Pricing",
@@ -52,6 +53,30 @@ class Pricing:
 
 
 @dataclass(frozen=True)
+class Allocation:
+    """How much of a SKU's available FBM stock (master minus the seller's open reservations) one channel shows.
+
+    Applied in this order, never below 0: minus `safety_buffer` units, times `allocation_percent` / 100 rounded down
+    to a whole unit, at most `max_quantity` (None: no cap). The defaults show everything available."""
+
+    safety_buffer: int = 0
+    allocation_percent: Decimal = Decimal(100)  # 0-100, at most 2 decimals
+    max_quantity: int | None = None
+
+    @property
+    def basis_points(self) -> int:
+        """`allocation_percent` in hundredths of a percent (a whole number: at most 2 decimals)."""
+        return int(self.allocation_percent * 100)
+
+    def describe(self) -> str:
+        cap = "none" if self.max_quantity is None else str(self.max_quantity)
+        return (
+            f"safety_buffer {self.safety_buffer}, allocation_percent {self.allocation_percent.normalize():f}, "
+            f"max_quantity {cap}"
+        )
+
+
+@dataclass(frozen=True)
 class Channel:
     name: str
     seller_id: str
@@ -60,6 +85,7 @@ class Channel:
     enable_notifications: bool = False
     use_feed: str = "auto"  # "auto" | "true" | "false"
     pricing: Pricing = field(default_factory=Pricing)
+    allocation: Allocation = field(default_factory=Allocation)
 
     @property
     def marketplace(self) -> Marketplace:
@@ -102,6 +128,7 @@ def parse_channels(doc: Any, source: str = "channels.yaml") -> dict[str, Channel
     if not isinstance(entries, list) or not entries:
         raise ChannelConfigError(f"{source}: expected a non-empty list under 'channels'")
     channels: dict[str, Channel] = {}
+    first_of_account: dict[tuple[str, str], tuple[int, Channel]] = {}
     for index, entry in enumerate(entries, start=1):
         channel = _parse_entry(entry, f"{source}: channel entry {index}")
         if channel.name in channels:
@@ -109,8 +136,34 @@ def parse_channels(doc: Any, source: str = "channels.yaml") -> dict[str, Channel
                 f"{source}: channel entry {index} ({channel.name!r}): duplicate name {channel.name!r} "
                 "(each marketplace connection needs its own name)"
             )
+        account = (channel.seller_id, channel.region)
+        if account in first_of_account:
+            _same_allocation(first_of_account[account], (index, channel), source)
+        else:
+            first_of_account[account] = (index, channel)
         channels[channel.name] = channel
     return channels
+
+
+def _same_allocation(first: tuple[int, Channel], other: tuple[int, Channel], source: str) -> None:
+    """Amazon's unified account: one seller's marketplaces of a region hold ONE quantity per SKU (the last quantity
+    sent wins), so two channels of one seller and region must compute the same figure: equal allocation settings."""
+    (index_a, a), (index_b, b) = first, other
+    for key in ("safety_buffer", "allocation_percent", "max_quantity"):
+        mine, theirs = getattr(b.allocation, key), getattr(a.allocation, key)
+        if mine != theirs:
+            raise ChannelConfigError(
+                f"{source}: channel entry {index_b} ({b.name!r}): allocation.{key} is {_shown(mine)} but channel "
+                f"entry {index_a} ({a.name!r}) has {_shown(theirs)}; channels of one seller in one region "
+                f"({b.seller_id}, {b.region}) publish one quantity per SKU on Amazon (a unified account: the last "
+                "quantity sent wins), so their allocation settings must be equal"
+            )
+
+
+def _shown(value: int | Decimal | None) -> str:
+    if value is None:
+        return "not set"
+    return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
 
 
 def _parse_entry(entry: Any, where: str) -> Channel:
@@ -153,6 +206,7 @@ def _parse_entry(entry: Any, where: str) -> Channel:
         enable_notifications=notifications,
         use_feed=use_feed,
         pricing=_parse_pricing(entry.get("pricing") or {}, where),
+        allocation=_parse_allocation(entry.get("allocation") or {}, where),
     )
 
 
@@ -183,3 +237,31 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
         compete_with=compete_with,
         observation_retention_days=retention,
     )
+
+
+def _parse_allocation(block: Any, where: str) -> Allocation:
+    if not isinstance(block, dict):
+        raise ChannelConfigError(f"{where}: allocation must be a mapping")
+    unknown = set(block) - {"safety_buffer", "allocation_percent", "max_quantity"}
+    if unknown:
+        raise ChannelConfigError(f"{where}: unknown allocation keys {sorted(unknown)}")
+    buffer = block.get("safety_buffer", 0)
+    if not _whole(buffer):
+        raise ChannelConfigError(f"{where}: allocation.safety_buffer must be a whole number of units ≥ 0")
+    cap = block.get("max_quantity")
+    if cap is not None and not _whole(cap):
+        raise ChannelConfigError(f"{where}: allocation.max_quantity must be a whole number of units ≥ 0 (or absent)")
+    percent = block.get("allocation_percent", 100)
+    try:
+        share = Decimal(str(percent)) if not isinstance(percent, bool) else None
+    except InvalidOperation:
+        share = None
+    if share is None or not share.is_finite() or not Decimal(0) <= share <= 100 or share.as_tuple().exponent < -2:
+        raise ChannelConfigError(
+            f"{where}: allocation.allocation_percent must be a number in [0, 100] with ≤ 2 decimals"
+        )
+    return Allocation(safety_buffer=buffer, allocation_percent=share, max_quantity=cap)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

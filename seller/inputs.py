@@ -22,6 +22,7 @@ import csv
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -60,6 +61,8 @@ _SHOWN = 200  # characters of an offending value kept in input_errors
 # rules were not checked for this.
 _FORMULA_SKU = "SKU starts with =, + or @ (a spreadsheet formula?): write the SKU itself, as text"
 _MONEY = r"\d{1,13}(\.\d{1,2})?"
+_SHARE = r"(\d{1,2}(\.\d{1,2})?|100(\.0{1,2})?)"  # allocation_percent: 0-100, at most 2 decimals
+_WHOLE = r"\d{1,12}"  # a valid count
 _OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 _TYPED = "__typed_"  # prefix of the TRY_CAST column next to each raw text column
 
@@ -102,7 +105,7 @@ def blocking(errors: pa.Table) -> pa.Table:
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # text | sku | count | money | asin | choice | percent | timestamp | channel
+    kind: str  # text | sku | count | money | asin | choice | percent | share | timestamp | channel
     required: bool = True  # the column must be present
     choices: tuple[str, ...] = ()
     may_be_empty: bool = False  # a required column whose cells may still be blank
@@ -114,6 +117,9 @@ class InputSpec:
     columns: tuple[Column, ...]
     unique: tuple[str, ...]  # the grain: duplicate keys are errors
     optional_file: bool = False  # an absent file is an empty input, not an error
+    # Columns whose effective value (a blank cell: the channel's allocation setting) must be equal on the rows of one
+    # SKU on every channel of one seller and region that publishes its quantity (Amazon's unified account).
+    unified: tuple[str, ...] = ()
 
     @property
     def channel_scoped(self) -> bool:
@@ -151,8 +157,13 @@ INPUTS: dict[str, InputSpec] = {
                 Column("max_price", "money"),
                 Column("shipping", "money", required=False),
                 Column("undercut_percent", "percent", required=False),
+                # Allocation overrides of the channel's settings (blank: the channel's): FBM quantities only.
+                Column("safety_buffer", "count", required=False),
+                Column("max_quantity", "count", required=False),
+                Column("allocation_percent", "share", required=False),
             ),
             unique=("channel", "sku"),
+            unified=("safety_buffer", "max_quantity", "allocation_percent"),
         ),
         InputSpec(
             "competitor_prices",
@@ -199,6 +210,7 @@ _SQL_TYPE = {
     "count": "BIGINT",
     "money": "DECIMAL(18,2)",
     "percent": "DECIMAL(9,4)",
+    "share": "DECIMAL(5,2)",
     "timestamp": "TIMESTAMPTZ",
 }
 
@@ -243,9 +255,10 @@ def find_input(data_dir: Path, name: str) -> Path | None:
 
 
 # Temporary relations of one validation (connection-local; dropped when it ends).
-_TEXT, _RAW, _SCOPED, _CHECKED, _FLAGGED, _PROBLEMS = (
+_TEXT, _RAW, _ALL, _SCOPED, _CHECKED, _FLAGGED, _PROBLEMS = (
     "_input_text",
     "_input_raw",
+    "_input_all",
     "_input_scoped",
     "_input_checked",
     "_input_flagged",
@@ -266,7 +279,8 @@ def validated_input(
     with one CREATE OR REPLACE TABLE ... AS SELECT, and only the (small) problems table comes back as Arrow.
 
     With `channel`, a channel-scoped input keeps only that channel's rows, and rows of the other configured channels
-    are not validated at all: `errors_for(channel)` is what validating the whole file would give. The table is written
+    are not validated at all (the unified-account check only compares their allocation overrides with the channel's
+    rows): `errors_for(channel)` is what validating the whole file would give. The table is written
     inside a transaction that stays open for the caller's own writes in the `with` block; it commits when the block
     ends (and rolls back if it raises).
     """
@@ -308,6 +322,7 @@ def validated_input(
     finally:
         con.execute(f"DROP VIEW IF EXISTS temp.{_CHECKED}")
         con.execute(f"DROP VIEW IF EXISTS temp.{_SCOPED}")
+        con.execute(f"DROP VIEW IF EXISTS temp.{_ALL}")
         con.execute(f"DROP TABLE IF EXISTS temp.{_FLAGGED}")
         con.execute(f"DROP TABLE IF EXISTS temp.{_PROBLEMS}")
         if _is_view(con, _RAW):
@@ -654,6 +669,14 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
                         "this channel's currency has no minor unit: use a whole number",
                     )
                 )
+        elif col.kind == "share":
+            rules.append(
+                (
+                    col.name,
+                    filled + f"NOT regexp_full_match(trim({c}), '{_SHARE}')",
+                    "not a percentage in [0, 100] with at most 2 decimals",
+                )
+            )
         elif col.kind == "percent":
             rules.append(
                 (
@@ -740,7 +763,8 @@ def _validate(
         if channel is not None and spec.channel_scoped
         else ""
     )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_SCOPED} AS SELECT * FROM (SELECT r.*, {extra} FROM {raw} r){scope}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_ALL} AS SELECT r.*, {extra} FROM {raw} r")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_SCOPED} AS SELECT * FROM {_ALL}{scope}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {_CHECKED} AS SELECT s.*, {casts} FROM {_SCOPED} s")
     rules = _rules(spec, present)
     bad = " OR ".join(f"coalesce({condition}, false)" for _, condition, _ in rules) or "false"
@@ -769,6 +793,7 @@ def _validate(
             f"(SELECT {key}, min(_row) AS first_row FROM {_SCOPED} GROUP BY ALL HAVING count(*) > 1) d USING ({key})) "
             "WHERE _row > first_row"
         )
+    checks.extend(_unified_checks(spec, present, channels))
     if checks:
         con.execute(
             f'CREATE OR REPLACE TEMP TABLE {_PROBLEMS} AS SELECT DISTINCT ON (row, "column") * FROM ('
@@ -785,6 +810,82 @@ def _validate(
         con.execute(f'DELETE FROM "{table}" WHERE _bad OR _row IN (SELECT row FROM {_PROBLEMS})')
     con.execute(f'ALTER TABLE "{table}" DROP COLUMN _bad')
     return errors.cast(ERROR_SCHEMA)
+
+
+_UNIFIED = """
+SELECT row, "column", value, message, _channel FROM (
+    SELECT s._row AS row, '{column}' AS "column", left(s."{column}", {shown}) AS value,
+           'differs from row ' || o._row || ' (channel ' || o._channel || '): ' || {show_s} || ' here, ' || {show_o}
+           || ' there' || {reason} AS message,
+           s._channel, o._row AS other_row
+    FROM (SELECT *, {account} AS _account FROM {scoped} WHERE {publishes}) s
+    JOIN (SELECT *, {account} AS _account FROM {all} WHERE {publishes}) o
+        ON o._account = s._account AND o.sku = s.sku AND o._channel <> s._channel
+    WHERE {valid_s} AND {valid_o} AND {value_s} IS DISTINCT FROM {value_o}
+    QUALIFY row_number() OVER (PARTITION BY s._row ORDER BY o._row) = 1
+)
+"""
+_UNIFIED_REASON = (
+    " (a blank cell is the channel's setting); channels of one seller in one region publish one quantity per SKU on "
+    "Amazon (a unified account: the last quantity sent wins), so their allocation for a SKU must be equal"
+)
+
+
+def _unified_checks(spec: InputSpec, present: set[str], channels: dict[str, Channel]) -> list[str]:
+    """For each `spec.unified` column in the file: a row of this validation's scope that publishes a quantity (FBM,
+    master_wins, with an ASIN) whose effective value differs from the same SKU's row on another channel of the same
+    seller and region (any row of the file, whatever the scope). Each of the two rows gets a problem naming the other,
+    so both channels are blocked."""
+    columns = [c for c in spec.columns if c.name in spec.unified and c.name in present]
+    shared = [
+        c
+        for c in channels.values()
+        if any((o.seller_id, o.region) == (c.seller_id, c.region) and o.name != c.name for o in channels.values())
+    ]
+    if not columns or not shared:
+        return []
+    whens = " ".join(f"WHEN {_literal(c.name)} THEN {_literal(f'{c.seller_id}/{c.region}')}" for c in shared)
+    strategy = " AND trim(conflict_strategy) IN ('', 'master_wins')" if "conflict_strategy" in present else ""
+    checks = []
+    for col in columns:
+        sql_type = _SQL_TYPE[col.kind]
+        pattern = _SHARE if col.kind == "share" else _WHOLE
+        # The channels' own settings (validated config values, equal within an account), as SQL literals.
+        settings = " ".join(f"WHEN {_literal(c.name)} THEN {_setting(getattr(c.allocation, col.name))}" for c in shared)
+
+        def value(side: str, col: Column = col, sql_type: str = sql_type, settings: str = settings) -> str:
+            cell = f'trim({side}."{col.name}")'
+            channel_setting = f"CAST(CASE {side}._channel {settings} END AS {sql_type})"
+            return f"CASE WHEN {cell} = '' THEN {channel_setting} ELSE TRY_CAST({cell} AS {sql_type}) END"
+
+        def valid(side: str, col: Column = col, pattern: str = pattern) -> str:
+            cell = f'trim({side}."{col.name}")'
+            return f"({cell} = '' OR regexp_full_match({cell}, '{pattern}'))"
+
+        checks.append(
+            _UNIFIED.format(
+                column=col.name,
+                shown=_SHOWN,
+                show_s=f"coalesce(CAST({value('s')} AS VARCHAR), 'not set')",
+                show_o=f"coalesce(CAST({value('o')} AS VARCHAR), 'not set')",
+                reason=_literal(_UNIFIED_REASON),
+                account=f"CASE _channel {whens} END",
+                scoped=_SCOPED,
+                all=_ALL,
+                publishes=f"trim(fulfillment) = 'FBM' AND trim(asin) <> ''{strategy}",
+                valid_s=valid("s"),
+                valid_o=valid("o"),
+                value_s=value("s"),
+                value_o=value("o"),
+            )
+        )
+    return checks
+
+
+def _setting(value: int | Decimal | None) -> str:
+    if value is None:
+        return "NULL"
+    return _literal(f"{value:f}" if isinstance(value, Decimal) else str(int(value)))
 
 
 _UNKNOWN_SKUS = f"""

@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from seller.config import Channel
-from sync.offers import lower_keys, offer_fields, summary_fields
+from sync.offers import OBSERVATION_SCHEMA, lower_keys, offer_fields, summary_fields
 
 __all__ = [
     "AMAZON_NOTIFICATIONS_ACCOUNT",
@@ -343,16 +343,7 @@ _COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
     "offer_change_offers": [
         ("notification_id", pa.string()),
         ("channel", pa.string()),
-        ("asin", pa.string()),
-        ("seller_id", pa.string()),
-        ("price", pa.string()),
-        ("shipping", pa.string()),
-        ("fulfillment", pa.string()),
-        ("is_featured_merchant", pa.bool_()),
-        ("is_buybox_winner", pa.bool_()),
-        ("feedback_rating", pa.string()),
-        ("feedback_count", pa.int64()),
-        ("is_prime", pa.bool_()),
+        *((f.name, f.type) for f in OBSERVATION_SCHEMA if f.name != "observed_at"),  # observed_at: the event time
         ("event_time", pa.timestamp("us", tz="UTC")),
         ("publish_time", pa.timestamp("us", tz="UTC")),
     ],

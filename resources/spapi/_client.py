@@ -470,9 +470,8 @@ class SpApiClient(FeedsMixin):
     ) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
         """getItemOffersBatch over `asins` in the given order, 20 per request, yielding (the request's ASINs,
         Amazon's `responses` items) per request. Stops early, without raising, when the next request could not be
-        sent within `max_seconds` of the first (None: no time limit) or when sending it would fill more than
-        `cap_share` of any of the seller's module-cap windows (requests/minute, requests/day), so the rest stays
-        for pushes.
+        sent within `max_seconds` of the first (None: no time limit) or when the pull's own requests would fill more
+        than `cap_share` of the seller's module caps (requests/minute, requests/day), so the rest stays for pushes.
 
         The time limit counts from when the first request is asked for; within it a request waits for its token
         and for room in its share (a minute window frees within seconds), and it is not sent when neither comes in

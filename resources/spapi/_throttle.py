@@ -15,8 +15,10 @@ Global caps (the Sales Channel module's "30 requests/minute, 36,000/day per sell
 slots (1/60 of the window each); a slot counts in full until the whole slot has left the window, so the count never
 underestimates. A reservation may lie in the future (a bucket's queue), so a new request must fit every window that
 contains its send time, the reservations after it included. A cap of 0 switches it off. A request may carry a
-`cap_share` (a budgeted offers pull leaving the rest of the caps to pushes): for that request each window counts as
-full at floor(cap × share), while the window still counts every operation's requests.
+`cap_share` (the budgeted offers pull, leaving the rest of the caps to pushes): its operation's own requests may fill
+at most floor(cap × share) of each window (counted in windows of their own, `<seller>#<operation>`), while every
+request still counts toward the seller's whole cap. The pull thus spends at most its share, and the pushes always
+have the rest.
 
 Feed-submission windows (JSON_LISTINGS_FEED: 5 per 5 minutes per selling-partner account and region, on top of
 createFeed's usage plan) are kept per seller × feed type as the times of the submissions themselves: a slot is taken
@@ -208,7 +210,7 @@ class Throttle:
         """Take (or schedule) one token for `operation` of `seller` with the documented default `rate`/`burst`.
 
         Returns how long to wait. When `reserved` is True the token is ours and the call may be sent after `wait`;
-        when False a global cap (or this request's `cap_share` of it) is full and the caller should ask again after
+        when False a global cap (or this operation's `cap_share` of it) is full and the caller should ask again after
         `wait`. Nothing is reserved when the send time would fall after `deadline`, or when `cap_share` of a cap
         leaves no request at all; then `Throttled` is raised.
         """
@@ -231,34 +233,37 @@ class Throttle:
             send_at = now if tokens >= 1 else now + (1 - tokens) / eff_rate
             limited_by = "bucket"
             owner = window_owner(seller)
+            # A shared request is also counted in its operation's own windows, which hold floor(cap × share).
+            owners = [owner] if cap_share >= 1 else [owner, f"{owner}#{operation}"]
             for window in self.windows:
-                cap = window.share(cap_share)
-                if cap < 1:
+                share = window.share(cap_share)
+                if share < 1:
                     raise Throttled(
                         f"no token for seller {seller}: a {cap_share:g} share of the {window.kind} cap "
                         f"({window.cap}) leaves no request",
                         operation=operation,
                     )
-                ready = self._window_ready(conn, owner, window, send_at, now, cap)
-                if ready > send_at:
-                    send_at, limited_by = ready, window.kind
+                for who, cap in zip(owners, (window.cap, share), strict=False):
+                    ready = self._window_ready(conn, who, window, send_at, now, cap)
+                    if ready > send_at:
+                        send_at, limited_by = ready, window.kind
             reserved = limited_by == "bucket"
             if deadline is not None and send_at > deadline:
-                share = f" at a {cap_share:g} share" if cap_share < 1 and limited_by != "bucket" else ""
+                share_note = f" at a {cap_share:g} share" if cap_share < 1 and limited_by != "bucket" else ""
                 raise Throttled(
-                    f"no token for seller {seller} within the call's time budget: the {limited_by} limit{share} frees "
-                    f"one in {send_at - now:.1f} s",
+                    f"no token for seller {seller} within the call's time budget: the {limited_by} limit{share_note} "
+                    f"frees one in {send_at - now:.1f} s",
                     operation=operation,
                 )
             if reserved:
                 tokens -= 1
                 for window in self.windows:
-                    slot = window.slot(send_at)
-                    conn.execute(
-                        "INSERT INTO windows(seller, kind, slot, count) VALUES (?,?,?,1) "
-                        "ON CONFLICT(seller, kind, slot) DO UPDATE SET count = count + 1",
-                        (owner, window.kind, slot),
-                    )
+                    for who in owners:
+                        conn.execute(
+                            "INSERT INTO windows(seller, kind, slot, count) VALUES (?,?,?,1) "
+                            "ON CONFLICT(seller, kind, slot) DO UPDATE SET count = count + 1",
+                            (who, window.kind, window.slot(send_at)),
+                        )
             conn.execute(
                 "INSERT OR REPLACE INTO buckets(seller, operation, tokens, updated, rate, default_rate, burst) "
                 "VALUES (?,?,?,?,?,?,?)",

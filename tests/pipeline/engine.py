@@ -25,7 +25,9 @@ def channel_engine(data_dir, channels: dict[str, Channel], channel: str, now: da
         with validated_input(con, name, data_dir, channels, channel=channel) as loaded:
             assert loaded.errors.num_rows == 0, loaded.errors.to_pylist()
     ch = channels[channel]
-    reconcile(con, "channel_mappings", "master_inventory", "fba_inventory").create("reconciled_inventory")
+    reconcile(con, "channel_mappings", "master_inventory", "fba_inventory", allocation=ch.allocation).create(
+        "reconciled_inventory"
+    )
     con.execute(
         "CREATE VIEW listings AS SELECT r.sku, r.asin, r.fulfillment, m.price AS base_price, c.min_price, "
         "c.max_price, c.shipping, c.undercut_percent FROM reconciled_inventory r JOIN master_inventory m USING (sku) "

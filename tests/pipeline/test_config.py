@@ -1,8 +1,10 @@
 """The channels config: validated against the marketplace table, errors name the entry."""
 
+from decimal import Decimal
+
 import pytest
 
-from seller.config import ChannelConfigError, load_channels, parse_channels
+from seller.config import Allocation, ChannelConfigError, load_channels, parse_channels
 
 
 def entry(**over):
@@ -49,3 +51,100 @@ def test_invalid_entries_are_named(entries, message):
 def test_unreadable_file_is_a_clear_error(tmp_path):
     with pytest.raises(ChannelConfigError, match="cannot read the channels file"):
         load_channels(tmp_path / "nope.yaml")
+
+
+def test_allocation_defaults_show_everything():
+    channel = parse_channels({"channels": [entry()]})["us"]
+    assert channel.allocation == Allocation(safety_buffer=0, allocation_percent=Decimal(100), max_quantity=None)
+    assert channel.allocation.basis_points == 10_000
+
+
+def test_allocation_is_read_per_channel():
+    channels = parse_channels(
+        {
+            "channels": [
+                entry(allocation={"safety_buffer": 2, "allocation_percent": 33.33, "max_quantity": 0}),
+                entry(name="uk", marketplace_id="A1F83G8C2ARO7P", region="eu", allocation={"allocation_percent": 0}),
+            ]
+        }
+    )
+    assert channels["us"].allocation == Allocation(2, Decimal("33.33"), 0)
+    assert channels["us"].allocation.basis_points == 3333
+    assert channels["uk"].allocation == Allocation(0, Decimal(0), None)
+
+
+@pytest.mark.parametrize(
+    ("allocation", "message"),
+    [
+        ({"safety_buffer": -1}, "allocation.safety_buffer must be a whole number of units ≥ 0"),
+        ({"safety_buffer": 1.5}, "allocation.safety_buffer must be a whole number of units ≥ 0"),
+        ({"safety_buffer": True}, "allocation.safety_buffer must be a whole number of units ≥ 0"),
+        ({"max_quantity": -3}, "allocation.max_quantity must be a whole number of units ≥ 0 (or absent)"),
+        ({"max_quantity": "ten"}, "allocation.max_quantity must be a whole number of units ≥ 0 (or absent)"),
+        ({"allocation_percent": 100.5}, "allocation.allocation_percent must be a number in [0, 100] with ≤ 2 decimals"),
+        ({"allocation_percent": -1}, "allocation.allocation_percent must be a number in [0, 100] with ≤ 2 decimals"),
+        (
+            {"allocation_percent": 12.345},
+            "allocation.allocation_percent must be a number in [0, 100] with ≤ 2 decimals",
+        ),
+        (
+            {"allocation_percent": "half"},
+            "allocation.allocation_percent must be a number in [0, 100] with ≤ 2 decimals",
+        ),
+        (
+            {"allocation_percent": ".nan"},
+            "allocation.allocation_percent must be a number in [0, 100] with ≤ 2 decimals",
+        ),
+        ({"allocation_percent": False}, "allocation.allocation_percent must be a number in [0, 100] with ≤ 2 decimals"),
+        ({"buffer": 2}, "unknown allocation keys ['buffer']"),
+        ([2], "allocation must be a mapping"),
+    ],
+)
+def test_invalid_allocation_is_named(allocation, message):
+    with pytest.raises(ChannelConfigError) as err:
+        parse_channels({"channels": [entry(allocation=allocation)]}, source="channels.yaml")
+    assert str(err.value) == f"channels.yaml: channel entry 1 ('us'): {message}"
+
+
+def eu(name, marketplace_id, seller_id="A3DEMOSELLER01", **allocation):
+    return entry(name=name, seller_id=seller_id, marketplace_id=marketplace_id, region="eu", allocation=allocation)
+
+
+UNIFIED = (
+    "channels of one seller in one region (A3DEMOSELLER01, eu) publish one quantity per SKU on Amazon (a unified "
+    "account: the last quantity sent wins), so their allocation settings must be equal"
+)
+
+
+@pytest.mark.parametrize(
+    ("uk", "de", "message"),
+    [
+        ({"safety_buffer": 2}, {}, "allocation.safety_buffer is 0 but channel entry 2 ('uk') has 2"),
+        (
+            {"allocation_percent": 50},
+            {"allocation_percent": 50.5},
+            "allocation.allocation_percent is 50.5 but channel entry 2 ('uk') has 50",
+        ),
+        ({"max_quantity": 10}, {}, "allocation.max_quantity is not set but channel entry 2 ('uk') has 10"),
+    ],
+)
+def test_different_allocation_in_one_unified_account_is_refused_naming_both_entries(uk, de, message):
+    entries = [entry(), eu("uk", "A1F83G8C2ARO7P", **uk), eu("de", "A1PA6795UKMFR9", **de)]
+    with pytest.raises(ChannelConfigError) as err:
+        parse_channels({"channels": entries}, source="channels.yaml")
+    assert str(err.value) == f"channels.yaml: channel entry 3 ('de'): {message}; {UNIFIED}"
+
+
+def test_allocation_may_differ_across_regions_and_sellers():
+    channels = parse_channels(
+        {
+            "channels": [
+                entry(allocation={"allocation_percent": 40}),  # na
+                eu("uk", "A1F83G8C2ARO7P", allocation_percent=60),
+                eu("de", "A1PA6795UKMFR9", allocation_percent=60.00),  # equal: 60 and 60.00
+                eu("de2", "A1PA6795UKMFR9", seller_id="A3OTHERSELLER1", safety_buffer=5),  # another seller's account
+            ]
+        }
+    )
+    assert [c.allocation.basis_points for c in channels.values()] == [4000, 6000, 6000, 10_000]
+    assert channels["de2"].allocation.safety_buffer == 5

@@ -78,6 +78,7 @@ def test_definitions_load_with_every_asset_partitioned():
         "notification_subscriptions",
         "notification_store",
         "shipments",
+        "channel_status",
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -124,6 +125,27 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert "orders" not in job_assets("inventory_job")  # the poll runs on its own schedule, once per seller x region
     pipeline = job_assets("channel_pipeline_job")
     assert "notification_subscriptions" not in pipeline and "sync_history" in pipeline
+    # The status reads what the pulls, the push and sync_history recorded; it and the freshness checks run in their
+    # own job, never inside a sync run.
+    assert parents("channel_status") == {
+        "fba_inventory",
+        "offer_observations",
+        "reconciled_inventory",
+        "listings_submission",
+        "shipment_confirmations",
+        "sync_history",
+    }
+
+    def job_checks(job: str) -> set[str]:
+        layer = defs.resolve_job_def(job).asset_layer
+        return {key.name for data in layer.data for key in data.assets_def.check_keys}
+
+    assert job_assets("channel_status_job") == {"channel_status"}
+    freshness = {"prices_pushed_recently", "stock_pushed_recently", "offers_pulled_recently"}
+    assert job_checks("channel_status_job") == freshness
+    for job in ("channel_pipeline_job", "inventory_job", "prices_job", "offers_pull_job"):
+        assert "channel_status" not in job_assets(job) and not job_checks(job) & freshness, job
+    assert {"master_inventory_valid", "fba_inventory_valid"} <= job_checks("inventory_job")  # the input checks stay
 
 
 def test_partitioned_materialization_writes_golden_feeds_and_history(small_seller):

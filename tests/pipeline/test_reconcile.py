@@ -1,8 +1,12 @@
 """FBA is channel_wins, FBM is master_wins, an explicit strategy overrides."""
 
+from decimal import Decimal
+
 import duckdb
 import pyarrow as pa
+import pytest
 
+from seller.config import Allocation
 from seller.inputs import unknown_skus
 from seller.reconcile import reconcile
 
@@ -114,3 +118,80 @@ def test_open_reservations_reduce_fbm_quantities_never_below_zero():
 def test_without_reservations_nothing_is_reserved():
     rows = run([mapping("FBM", "FBM")], [stock("FBM", 7)], [])
     assert (rows["FBM"]["quantity"], rows["FBM"]["reserved_quantity"]) == (7, 0)
+
+
+def allocate(available, allocation=None, held=0, overrides=None, fulfillment="FBM", strategy=None):
+    """The quantity reconcile gives one SKU with `available` master units, `held` reserved."""
+    row = {**mapping("SKU", fulfillment, strategy), **(overrides or {})}
+    con = duckdb.connect()
+    con.register("m", pa.Table.from_pylist([row]))
+    con.register("inv", pa.Table.from_pylist([stock("SKU", available)]))
+    con.register(
+        "f", pa.Table.from_pylist([], schema=pa.schema([("sku", pa.string()), ("fulfillable_quantity", pa.int64())]))
+    )
+    con.register("r", pa.Table.from_pylist([{"sku": "SKU", "reserved_quantity": held}]))
+    (got,) = reconcile(con, "m", "inv", "f", "r", allocation=allocation).to_arrow_table().to_pylist()
+    return got
+
+
+@pytest.mark.parametrize(
+    ("available", "allocation", "quantity"),
+    [
+        (7, Allocation(), 7),  # the defaults show everything
+        (7, Allocation(allocation_percent=Decimal(50)), 3),  # 3.5 rounded down
+        (3, Allocation(allocation_percent=Decimal("33.33")), 0),  # 0.9999 rounded down
+        (100, Allocation(allocation_percent=Decimal(57)), 57),  # 100 x 0.57 is 56.99999999999999 as binary floats
+        (100, Allocation(allocation_percent=Decimal(29)), 29),  # 28.999999999999996 as binary floats
+        (10**12, Allocation(allocation_percent=Decimal("99.99")), 999_900_000_000),  # no overflow, exact
+        (5, Allocation(safety_buffer=2), 3),
+        (5, Allocation(safety_buffer=9), 0),  # buffer larger than the stock: 0, never negative
+        (5, Allocation(safety_buffer=5), 0),
+        (50, Allocation(max_quantity=10), 10),
+        (5, Allocation(max_quantity=10), 5),
+        (50, Allocation(max_quantity=0), 0),
+        (50, Allocation(allocation_percent=Decimal(0)), 0),
+        (0, Allocation(allocation_percent=Decimal(0)), 0),
+        # buffer first, then the share of what is left, then the cap: (20 - 4) x 75 % = 12, capped at 10
+        (20, Allocation(safety_buffer=4, allocation_percent=Decimal(75), max_quantity=10), 10),
+        (20, Allocation(safety_buffer=4, allocation_percent=Decimal(75), max_quantity=13), 12),
+    ],
+)
+def test_allocation_arithmetic(available, allocation, quantity):
+    got = allocate(available, allocation)
+    assert (got["quantity"], got["available_quantity"]) == (quantity, available)
+    assert not isinstance(got["quantity"], float)
+
+
+def test_allocation_applies_after_the_sellers_reservations():
+    # (10 - 3 reserved) = 7 available; - 1 buffer = 6; x 50 % = 3
+    got = allocate(10, Allocation(safety_buffer=1, allocation_percent=Decimal(50)), held=3)
+    assert (got["available_quantity"], got["reserved_quantity"], got["quantity"]) == (7, 3, 3)
+    # over-reserved: 0 available, the buffer cannot make it negative
+    assert allocate(2, Allocation(safety_buffer=1), held=5)["quantity"] == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "quantity"),
+    [
+        ({"safety_buffer": None, "max_quantity": None, "allocation_percent": None}, 4),  # NULL: the channel's
+        ({"safety_buffer": 0, "max_quantity": None, "allocation_percent": None}, 5),  # 10 x 50 %
+        ({"safety_buffer": None, "max_quantity": 2, "allocation_percent": None}, 2),
+        ({"safety_buffer": None, "max_quantity": None, "allocation_percent": Decimal("12.50")}, 1),  # 9 x 12.5 %
+        ({"safety_buffer": 0, "max_quantity": 100, "allocation_percent": Decimal(100)}, 10),
+        ({"allocation_percent": Decimal(0)}, 0),  # only one column in the relation
+    ],
+)
+def test_a_mappings_own_settings_override_the_channels(overrides, quantity):
+    channel = Allocation(safety_buffer=1, allocation_percent=Decimal(50))
+    assert allocate(10, channel, overrides=overrides)["quantity"] == quantity
+
+
+@pytest.mark.parametrize(("fulfillment", "strategy"), [("FBA", None), ("FBM", "channel_wins"), ("FBA", "master_wins")])
+def test_allocation_leaves_unpublished_quantities_alone(fulfillment, strategy):
+    got = allocate(
+        10,
+        Allocation(safety_buffer=3, allocation_percent=Decimal(10), max_quantity=1),
+        fulfillment=fulfillment,
+        strategy=strategy,
+    )
+    assert (got["publish_quantity"], got["quantity"]) == (False, 10)

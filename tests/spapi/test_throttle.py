@@ -207,18 +207,23 @@ def test_no_minute_or_day_window_ever_exceeds_its_cap_with_reservations_ahead(tm
 
 
 # -- a request's share of the caps (the budgeted offers pull leaves the rest to pushes) --------------------------------
-def test_a_cap_share_fills_at_floor_cap_times_share_counting_every_operations_requests(tmp_path: Path) -> None:
+def test_a_cap_share_bounds_the_operations_own_requests_and_the_cap_bounds_all(tmp_path: Path) -> None:
     clock = FakeClock(start=600.0)  # on a slot boundary
     throttle = make(tmp_path, clock, requests_per_minute=10)
-    # Two pushes first: they count in the window the pull shares, so the pull gets 5 - 2 = 3, not 5.
+    # Two pushes first: they do not eat the pull's share, the pull gets its 5 (its own requests only).
     assert [throttle.reserve("S", "push", 100, 100).reserved for _ in range(2)] == [True] * 2
-    assert [throttle.reserve("S", "pull", 100, 100, cap_share=0.5).reserved for _ in range(3)] == [True] * 3
+    assert [throttle.reserve("S", "pull", 100, 100, cap_share=0.5).reserved for _ in range(5)] == [True] * 5
     blocked = throttle.reserve("S", "pull", 100, 100, cap_share=0.5)
     assert not blocked.reserved and blocked.limited_by == "minute"
-    assert blocked.wait == pytest.approx(61.0)  # when the first push's slot has left the window
-    # The rest of the cap stays for the pushes: five more now, then the whole cap is spent.
-    assert [throttle.reserve("S", "push", 100, 100).reserved for _ in range(5)] == [True] * 5
+    assert blocked.wait == pytest.approx(61.0)  # when the pull's first slot has left the window
+    # The rest of the cap stays for the pushes: three more now, then the whole cap (10) is spent.
+    assert [throttle.reserve("S", "push", 100, 100).reserved for _ in range(3)] == [True] * 3
     assert not throttle.reserve("S", "push", 100, 100).reserved
+    # A full cap stops the pull too, whatever is left of its share.
+    clock.now += 61.0
+    throttle2 = make(tmp_path / "full", clock, requests_per_minute=10)
+    assert [throttle2.reserve("S", "push", 100, 100).reserved for _ in range(8)] == [True] * 8
+    assert [throttle2.reserve("S", "pull", 100, 100, cap_share=0.5).reserved for _ in range(3)] == [True, True, False]
     # 100 × 0.29 is 28.999… in floats: still 29 requests.
     assert Throttle(tmp_path / "f.sqlite3", requests_per_minute=100).windows[0].share(0.29) == 29
 
@@ -262,8 +267,8 @@ def test_a_pull_at_half_the_caps_never_holds_more_and_the_pushes_get_the_rest(tm
     assert _most_in_any_window(pulls, 60.0) <= 5 and _most_in_any_window(pulls, 900.0) <= 60
     both = sorted(pulls + pushes)
     assert _most_in_any_window(both, 60.0) <= 10 and _most_in_any_window(both, 900.0) <= 120
-    # The share counts the pushes too: with ~4 pushes a minute the pull sends about one, never a push's turn.
-    assert len(pulls) >= 60
+    # The pull spends its whole share (5 a minute, 60 per 900 s day) beside the pushes, never a push's turn.
+    assert len(pulls) >= 200
     assert set(push_waits) == {0.0}  # every push goes at once: the rest of the caps is theirs
 
 
