@@ -264,6 +264,17 @@ def _overview(rows: list[tuple[Facts, str]]) -> str:
     return "\n".join(lines)
 
 
+def _coverage_text(coverage: Any) -> str:
+    """The order poll's `notification_coverage` figure in words ("n/a" before any poll)."""
+    if not isinstance(coverage, dict) or not coverage.get("polled_orders"):
+        return "n/a (no order polled yet)" if coverage is None else "n/a (the poll found no order)"
+    share = coverage.get("coverage")
+    return (
+        f"{share:.0%} ({coverage['missed_by_notifications']} of {coverage['polled_orders']} polled orders never came "
+        "as a notification)"
+    )
+
+
 def _orders_defined(context: dg.AssetExecutionContext) -> bool:
     """Whether the order poll is expected: `orders` is in the run's asset graph (a dependency of this asset), or it
     has materialized for the channel; until then `never` is no staleness."""
@@ -283,6 +294,7 @@ def _orders_defined(context: dg.AssetExecutionContext) -> bool:
         "listings_submission",
         "shipment_confirmations",
         "sync_history",
+        "orders",
     ],
 )
 def channel_status(
@@ -323,9 +335,7 @@ def channel_status(
             "open_feeds_detail": dg.MetadataValue.md(f"| feed | recorded |\n|---|---|\n{feeds}" if feeds else "none"),
             "skus_in_error": dg.MetadataValue.int(sum(facts.errors_by_code.values())),
             "errors_by_code": dg.MetadataValue.md(f"| code | SKUs |\n|---|---:|\n{errors}" if errors else "none"),
-            "notification_coverage": (
-                dg.MetadataValue.text("n/a") if coverage is None else dg.MetadataValue.text(str(coverage))
-            ),
+            "notification_coverage": dg.MetadataValue.text(_coverage_text(coverage)),
             "offer_age_p50_minutes": _minutes(facts.offer_age_p50_minutes),
             "offer_age_p95_minutes": _minutes(facts.offer_age_p95_minutes),
             "seller_overview": dg.MetadataValue.md(_overview(rows)),

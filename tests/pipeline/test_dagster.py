@@ -134,6 +134,7 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
         "listings_submission",
         "shipment_confirmations",
         "sync_history",
+        "orders",
     }
 
     def job_checks(job: str) -> set[str]:

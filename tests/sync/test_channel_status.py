@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from assets.offers import offer_observations
+from assets.order_poll import order_assets
 from assets.status import FRESHNESS_CHECKS, channel_status
 from pipelines.jobs import channel_status_job
 from pipelines.resources import EMULATOR_DEFAULTS
@@ -29,6 +30,9 @@ def synced(emulator_factory, tmp_path):
     spapi = spapi_for(server, tmp_path)
     with dg.instance_for_test() as instance:
         assert run(data, "us", spapi, instance=instance).success
+        # and one order poll, as its schedule runs it beside the sync runs
+        resources = {"warehouse": Warehouse(data_dir=str(data)), "spapi": spapi}
+        assert dg.materialize([order_assets], partition_key="us", instance=instance, resources=resources).success
         yield data, server, spapi, instance
 
 
@@ -43,7 +47,7 @@ def take_status(data: Path, instance: dg.DagsterInstance) -> dict:
 def status_job(data: Path, spapi: SpApiResource, instance: dg.DagsterInstance, as_of: datetime | None = None):
     """channel_status_job as the schedule runs it (the asset and the freshness checks), optionally at `as_of`."""
     defs = dg.Definitions(
-        assets=[*ALL_ASSETS, channel_status],
+        assets=[*ALL_ASSETS, order_assets, channel_status],
         asset_checks=FRESHNESS_CHECKS,
         jobs=[channel_status_job],
         resources={"warehouse": Warehouse(data_dir=str(data)), "spapi": spapi},
@@ -72,8 +76,8 @@ def test_after_a_real_sync_the_status_reads_ok_with_every_figure(synced):
     assert meta["connection"].startswith("ok (") and meta["connection"].endswith(", 0 min ago)")
     for step in ("last_fba_pull", "last_offers_pull", "last_price_push", "last_quantity_push"):
         assert meta[step].endswith(" UTC (0 min ago)"), (step, meta[step])
-    assert meta["last_order_poll"] == "never"  # no `orders` asset in this code location
-    assert meta["notification_coverage"] == "n/a"
+    assert meta["last_order_poll"].endswith("(0 min ago)")  # the fixture's poll
+    assert meta["notification_coverage"] == "n/a (the poll found no order)"
     assert meta["open_feeds"] == 0 and meta["open_feeds_detail"] == "none"
     assert meta["skus_in_error"] == in_error
     for code, count in errors:
@@ -110,6 +114,7 @@ def test_the_freshness_checks_fail_once_the_push_is_older_than_the_interval(sync
     assert line.startswith("STALE: prices not pushed for 3") and "stock" not in line
 
     monkeypatch.setenv("SALES_CHANNEL_STALE_PRICES_MINUTES", "60")  # the interval is configurable
+    monkeypatch.setenv("SALES_CHANNEL_STALE_ORDERS_MINUTES", "60")  # (the order poll is 31 min old too)
     relaxed = status_job(data, spapi, instance, as_of=later)
     assert all(e.passed for e in relaxed.get_asset_check_evaluations())
     assert materialization(relaxed, "channel_status")["status"].startswith("OK: prices pushed 3")
