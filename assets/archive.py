@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from assets.feed_files import feed_assets
+from feeds.store import channel_feeds
 from pipelines.partitions import channel_for, channel_partitions
 from resources.archive import BUCKET_ENV, ArchiveSettings, archive_channel
 from resources.warehouse import Warehouse
@@ -24,8 +25,8 @@ def feed_archive(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3
     under `<prefix>/<seller_id>/<channel>/<YYYY-MM-DD>/<run_id>/`, each finished feed's report once under
     `<prefix>/<seller_id>/<channel>/reports/<feed_id>.json`, everything expired by a lifecycle rule after the
     retention days. Grain: one S3 object per document and run, one per report. Source: the feeds folder the feed
-    assets and listings_submission write (`<data>/feeds/<channel>/`). Off (nothing uploaded) while
-    SALES_CHANNEL_ARCHIVE_BUCKET is unset."""
+    assets and listings_submission write (`<data>/feeds/<channel>/`; `<lake>/feeds/<channel>/` in S3 when
+    deployed). Off (nothing uploaded) while SALES_CHANNEL_ARCHIVE_BUCKET is unset."""
     channel = channel_for(context.partition_key)
     settings = ArchiveSettings.from_env()
     if not settings.enabled:
@@ -38,7 +39,7 @@ def feed_archive(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3
     summary = archive_channel(
         s3.get_client(),
         settings,
-        warehouse.feeds_dir(channel.name),
+        channel_feeds(channel.name, warehouse.feeds_dir(channel.name)),
         seller_id=channel.seller_id,
         channel=channel.name,
         run_id=context.run_id,

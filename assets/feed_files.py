@@ -1,4 +1,5 @@
-"""The generated feed documents of a channel, written atomically under `<data_dir>/feeds/<channel>/`.
+"""The generated feed documents of a channel, written atomically under `<data_dir>/feeds/<channel>/` (in the deployed
+mode under `<lake>/feeds/<channel>/` in S3: `feeds.store`).
 
 JSON_LISTINGS_FEED is what gets submitted to Amazon; the two flat files are kept for inspection, Seller Central
 upload and legacy tools (Amazon ends them FATAL since 2025-07-31).
@@ -8,9 +9,9 @@ import dagster as dg
 import duckdb
 
 from assets.metadata import file_metadata
-from feeds.files import replace_dir_atomic
 from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY, write_flat_file
 from feeds.listings_json import FEED_TYPE, document_head, document_name, listings_feed_documents
+from feeds.store import channel_feeds
 from feeds.updates import offer_updates
 from pipelines.partitions import channel_for, channel_partitions
 from resources.warehouse import Warehouse
@@ -43,19 +44,20 @@ def _flat_file_asset(feed_type: str, name: str, description: str) -> dg.AssetsDe
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         channel = channel_for(context.partition_key)
-        path = warehouse.feeds_dir(channel.name) / f"{feed_type}.txt"
+        feeds = channel_feeds(channel.name, warehouse.feeds_dir(channel.name))
+        name = f"{feed_type}.txt"
         with warehouse.connect(channel.name) as con:
             publishable_updates(con, channel.name)
-            rows = write_flat_file(
-                con, feed_type, "updates", path, decimals=channel.decimals, fba_code=FBA_CHANNEL_CODE[channel.region]
-            )
-        with open(path, encoding="utf-8") as handle:
-            head = [next(handle, "").rstrip("\n") for _ in range(6)]
+            with feeds.target(name) as path:
+                fba_code = FBA_CHANNEL_CODE[channel.region]
+                rows = write_flat_file(con, feed_type, "updates", path, decimals=channel.decimals, fba_code=fba_code)
+                with open(path, encoding="utf-8") as handle:
+                    head = [next(handle, "").rstrip("\n") for _ in range(6)]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "feed_type": feed_type,
-                **file_metadata([path]),
+                **file_metadata([feeds.stat(name)]),
                 "preview": dg.MetadataValue.md("```\n" + "\n".join(head) + "\n```"),
             }
         )
@@ -87,6 +89,7 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     handling time); at most 25,000 messages per document, numbered JSON_LISTINGS_FEED-0001.json upward. Source:
     buybox_prices and reconciled_inventory."""
     channel = channel_for(context.partition_key)
+    feeds = channel_feeds(channel.name, warehouse.feeds_dir(channel.name))
     counts: dict[str, int] = {}
     head: str | None = None
 
@@ -109,20 +112,25 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
 
     with warehouse.connect(channel.name) as con:
         publishable_updates(con, channel.name)
-        paths = replace_dir_atomic(warehouse.feeds_dir(channel.name) / FEED_TYPE, files())
+        stored = feeds.replace_dir(FEED_TYPE, files())
+    names = [document.name.rsplit("/", 1)[-1] for document in stored]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(counts.values()),
             "feed_type": FEED_TYPE,
-            "documents": len(paths),
-            **file_metadata(paths),
+            "documents": len(stored),
+            **file_metadata(stored),
             "document_paths": dg.MetadataValue.md(
-                "\n".join(f"- `{path}`: {counts.get(path.name, 0):,} messages" for path in paths) or "_no document_"
+                "\n".join(
+                    f"- `{doc.location}`: {counts.get(name, 0):,} messages"
+                    for doc, name in zip(stored, names, strict=True)
+                )
+                or "_no document_"
             ),
             "messages_per_document": dg.MetadataValue.json(counts),
             "preview": dg.MetadataValue.md(
-                f"The start of `{paths[0].name}` ({counts[paths[0].name]:,} messages):\n\n```json\n{head}\n```"
-                if head and paths
+                f"The start of `{names[0]}` ({counts[names[0]]:,} messages):\n\n```json\n{head}\n```"
+                if head and names
                 else "_no messages_"
             ),
         }

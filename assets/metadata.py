@@ -1,10 +1,10 @@
 """Metadata shown in the Dagster UI for every materialization: row counts, previews, files."""
 
-from pathlib import Path
-
 import dagster as dg
 import duckdb
 import pyarrow as pa
+
+from feeds.store import StoredFile
 
 __all__ = ["preview", "table_preview", "file_metadata"]
 
@@ -24,13 +24,14 @@ def table_preview(con: duckdb.DuckDBPyConnection, table: str, order_by: str = "s
     return {"dagster/row_count": dg.MetadataValue.int(count), "preview": preview(head)}
 
 
-def file_metadata(paths: list[Path]) -> dict[str, dg.MetadataValue]:
+def file_metadata(files: list[StoredFile]) -> dict[str, dg.MetadataValue]:
+    """Count, bytes and location (the folder when several) of stored feed documents."""
     meta: dict[str, dg.MetadataValue] = {
-        "files": dg.MetadataValue.int(len(paths)),
-        "bytes": dg.MetadataValue.int(sum(p.stat().st_size for p in paths)),
+        "files": dg.MetadataValue.int(len(files)),
+        "bytes": dg.MetadataValue.int(sum(f.size for f in files)),
     }
-    if len(paths) == 1:
-        meta["path"] = dg.MetadataValue.path(str(paths[0]))
-    elif paths:
-        meta["path"] = dg.MetadataValue.path(str(paths[0].parent))
+    if len(files) == 1:
+        meta["path"] = dg.MetadataValue.path(files[0].location)
+    elif files:
+        meta["path"] = dg.MetadataValue.path(files[0].location.rsplit("/", 1)[0])
     return meta

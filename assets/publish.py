@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 
 from assets.feed_files import publishable_updates
+from feeds.store import channel_feeds
 from pipelines.partitions import channel_for, channel_partitions
 from resources.spapi import FeedPolling
 from resources.spapi_resource import SpApiResource
@@ -76,7 +77,7 @@ def listings_submission(
         channel,
         run_id=context.run_id,
         settings=settings,
-        workdir=warehouse.feeds_dir(channel.name),
+        feeds=channel_feeds(channel.name, warehouse.feeds_dir(channel.name)),
     ).run(updates)
     if summary.statuses.get("deferred"):
         context.log.warning(f"{summary.statuses['deferred']} SKU(s) deferred to the next run (quota or access)")

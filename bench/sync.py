@@ -215,6 +215,7 @@ def confirm_feeds(tmp: Path, count: int, scale: float, messages: int) -> dict[st
     import duckdb
     import pyarrow as pa
 
+    from feeds.store import LocalFeedStore
     from pricing.money import install_money_macros
     from resources.spapi import FeedPolling
     from seller.config import load_channels
@@ -240,7 +241,7 @@ def confirm_feeds(tmp: Path, count: int, scale: float, messages: int) -> dict[st
             channel,
             run_id="bench-feeds",
             settings=settings,
-            workdir=tmp / "feeds",
+            feeds=LocalFeedStore(tmp / "feeds"),
         ).run(lambda _: "updates")
         first, last = con.execute("SELECT min(submitted_at), max(submitted_at) FROM submissions").fetchall()[0]
         con.close()

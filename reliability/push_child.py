@@ -48,6 +48,7 @@ def main(argv: list[str]) -> int:
     options = dict(arg.split("=", 1) for arg in argv[6:])
     assert set(options) <= {"max_messages", "rate_scale", "feed_window", "go"}, options
     from assets.feed_files import publishable_updates
+    from feeds.store import LocalFeedStore
     from pipelines.partitions import channel_for
     from pipelines.resources import EMULATOR_DEFAULTS
     from resources.spapi import FeedPolling
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
         run_id=run_id,
         settings=settings,
         after_feed_recorded=hook,
-        workdir=warehouse.feeds_dir(channel.name),
+        feeds=LocalFeedStore(warehouse.feeds_dir(channel.name)),
     ).run(updates)
     print(f"push_child: {summary}")
     totals = {k: v for k, v in spapi.metadata().items() if k.startswith("spapi/total/")}

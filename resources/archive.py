@@ -1,6 +1,7 @@
 """The S3 archive of a channel's feed documents and Amazon's processing reports. Dagster-free.
 
-What is archived, from the channel's feeds folder (`<data>/feeds/<channel>/`):
+What is archived, from the channel's feeds folder (`feeds.store`: `<data>/feeds/<channel>/`, or the S3 prefix
+`<lake>/feeds/<channel>/` in the deployed mode):
 - the feed documents the run generated: the two flat files and every `JSON_LISTINGS_FEED/JSON_LISTINGS_FEED-NNNN.json`;
 - the processing reports of finished feeds, kept by the push as `reports/<feed_id>.json` (`.txt` for a flat-file
   report), each uploaded once.
@@ -25,14 +26,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from feeds.files import write_atomic
 from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY
 from feeds.listings_json import FEED_TYPE
+from feeds.store import FeedStore, StoredFile
 
 __all__ = [
     "ArchiveSettings",
@@ -114,27 +114,26 @@ class ArchiveSummary:
     lifecycle: str = "unchanged"
 
 
-# -- local files ------------------------------------------------------------------------------------------------------
-def write_report(feeds_dir: Path, feed_id: str, text: str) -> Path:
-    """Keep a finished feed's processing report as `<feeds_dir>/reports/<feed_id>.json` (`.txt` when it is not
-    JSON: a flat-file report), written atomically."""
+# -- the channel's feeds folder --------------------------------------------------------------------------------------
+def write_report(feeds: FeedStore, feed_id: str, text: str) -> str:
+    """Keep a finished feed's processing report as `reports/<feed_id>.json` in the channel's feeds folder (`.txt`
+    when it is not JSON: a flat-file report), written atomically; returns its location."""
     if not _FEED_ID.fullmatch(feed_id):
         raise ValueError(f"unexpected feed id {feed_id!r}")
     suffix = ".json" if text.lstrip("\ufeff \t\r\n").startswith("{") else ".txt"
-    return write_atomic(Path(feeds_dir) / REPORTS_DIR / f"{feed_id}{suffix}", text.encode("utf-8"))
+    return feeds.write(f"{REPORTS_DIR}/{feed_id}{suffix}", text.encode("utf-8"))
 
 
-def feed_documents(feeds_dir: Path) -> list[Path]:
+def feed_documents(feeds: FeedStore) -> list[StoredFile]:
     """The feed documents the feed assets wrote: the two flat files, then the JSON_LISTINGS_FEED documents."""
-    feeds_dir = Path(feeds_dir)
-    flat = [feeds_dir / f"{feed_type}.txt" for feed_type in (PRICE_QUANTITY, INVENTORY_LOADER)]
-    documents = sorted(p for p in (feeds_dir / FEED_TYPE).glob("*.json") if not p.name.startswith("."))
-    return [p for p in flat if p.is_file()] + documents
+    top = {stored.name: stored for stored in feeds.files()}
+    flat = [top[f"{feed_type}.txt"] for feed_type in (PRICE_QUANTITY, INVENTORY_LOADER) if f"{feed_type}.txt" in top]
+    return flat + [stored for stored in feeds.files(FEED_TYPE) if stored.name.endswith(".json")]
 
 
-def reports(feeds_dir: Path) -> list[Path]:
+def reports(feeds: FeedStore) -> list[StoredFile]:
     """The processing reports kept by the push (temporary files of an unfinished write excluded)."""
-    return sorted(p for p in (Path(feeds_dir) / REPORTS_DIR).glob("*.*") if not p.name.startswith("."))
+    return [stored for stored in feeds.files(REPORTS_DIR) if "." in stored.name.rsplit("/", 1)[-1]]
 
 
 # -- keys -------------------------------------------------------------------------------------------------------------
@@ -202,17 +201,19 @@ def _existing_keys(s3: Any, bucket: str, prefix: str) -> set[str]:
     return keys
 
 
-def _upload(s3: Any, bucket: str, path: Path, key: str, summary: ArchiveSummary) -> None:
-    content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-    s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+def _upload(s3: Any, bucket: str, feeds: FeedStore, stored: StoredFile, key: str, summary: ArchiveSummary) -> None:
+    suffix = "." + stored.name.rsplit(".", 1)[-1] if "." in stored.name else ""
+    content_type = _CONTENT_TYPES.get(suffix, "application/octet-stream")
+    with feeds.open(stored.name) as body:
+        s3.upload_fileobj(body, bucket, key, ExtraArgs={"ContentType": content_type})
     summary.objects += 1
-    summary.bytes += path.stat().st_size
+    summary.bytes += stored.size
 
 
 def archive_channel(
     s3: Any,
     settings: ArchiveSettings,
-    feeds_dir: Path,
+    feeds: FeedStore,
     *,
     seller_id: str,
     channel: str,
@@ -228,21 +229,21 @@ def archive_channel(
     bucket = settings.bucket
     summary = ArchiveSummary(key_prefix=run_prefix(settings, seller_id, channel, run_date, run_id))
     summary.lifecycle = ensure_retention(s3, settings)
-    for path in feed_documents(feeds_dir):
-        _upload(s3, bucket, path, summary.key_prefix + path.name, summary)
+    for stored in feed_documents(feeds):
+        _upload(s3, bucket, feeds, stored, summary.key_prefix + stored.name.rsplit("/", 1)[-1], summary)
         summary.documents += 1
-    local = reports(feeds_dir)
-    if not local:
+    kept = reports(feeds)
+    if not kept:
         return summary
     archived = _existing_keys(s3, bucket, report_key(settings, seller_id, channel, ""))
     oldest = (now or datetime.now(UTC)) - timedelta(days=settings.retention_days)
-    for path in local:
-        key = report_key(settings, seller_id, channel, path.name)
+    for stored in kept:
+        key = report_key(settings, seller_id, channel, stored.name.rsplit("/", 1)[-1])
         if key in archived:
             summary.reports_already_archived += 1
-        elif settings.retention_days and datetime.fromtimestamp(path.stat().st_mtime, UTC) < oldest:
+        elif settings.retention_days and stored.modified < oldest:
             summary.reports_past_retention += 1
         else:
-            _upload(s3, bucket, path, key, summary)
+            _upload(s3, bucket, feeds, stored, key, summary)
             summary.reports_uploaded += 1
     return summary

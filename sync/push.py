@@ -47,6 +47,7 @@ import pyarrow as pa
 
 from feeds.flat_files import PRICE_QUANTITY, write_flat_file
 from feeds.listings_json import FEED_TYPE, MAX_MESSAGES, listings_feed_documents
+from feeds.store import FeedStore
 from resources.archive import write_report
 from resources.spapi import FeedPolling, ServerError, SpApiClient, SpApiError, SpApiTimeout, Throttled, Unauthorized
 from resources.spapi._feeds import JSON_CONTENT_TYPE, TSV_CONTENT_TYPE
@@ -193,7 +194,7 @@ class Push:
         settings: PushSettings | None = None,
         now: datetime | None = None,
         after_feed_recorded: Callable[[str], None] | None = None,
-        workdir: Path | None = None,
+        feeds: FeedStore | None = None,
     ) -> None:
         self.connect, self.client, self.channel = connect, client, channel
         self.con: Any = None  # the open connection inside `_open()`, None outside
@@ -201,7 +202,7 @@ class Push:
         self.settings = settings or PushSettings()
         self.now = now or datetime.now(UTC)
         self.after_feed_recorded = after_feed_recorded
-        self.workdir = workdir
+        self.feeds = feeds  # where the processing reports are kept (None: not kept)
         self.outcomes: dict[str, Outcome] = {}
         self.summary = PushSummary()
         # sku → the offer values sent this run (for published_state and read-back)
@@ -403,11 +404,9 @@ class Push:
         size = self.settings.max_messages
         submitted: list[tuple[str, str]] = []
         stop: SpApiError | None = None
-        if self.workdir is not None:
-            self.workdir.mkdir(parents=True, exist_ok=True)
         # The documents stream from a query on one connection, which must not stay open while they are submitted:
         # spool them to disk first, then record and submit each one.
-        with tempfile.TemporaryDirectory(dir=self.workdir) as spool:
+        with tempfile.TemporaryDirectory(dir=self._spool_dir()) as spool:
             spooled = []
             with self._open() as con:
                 con.execute(
@@ -437,6 +436,9 @@ class Push:
         for submission_id, feed_id in submitted:
             self._finish(submission_id, feed_id)
 
+    def _spool_dir(self) -> Path | None:
+        return self.feeds.spool_dir() if self.feeds is not None else None
+
     def _documents(self, size: int):
         channel = self.channel
         if not self.settings.legacy_flat_files:
@@ -451,9 +453,7 @@ class Push:
             )
             return
         total = self.con.execute("SELECT count(*) FROM push_numbered").fetchall()[0][0]
-        if self.workdir is not None:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+        with tempfile.TemporaryDirectory(dir=self._spool_dir()) as tmp:
             for start in range(0, total, size):
                 view = f"push_flat_{start}"
                 self.con.execute(
@@ -555,8 +555,8 @@ class Push:
             self.outcomes[row["sku"]] = outcome
 
     def _finish(self, submission_id: str, feed_id: str) -> None:
-        """Poll the feed, read its report (kept as `<workdir>/reports/<feed_id>.json` for the S3 archive) and turn it
-        into one outcome per SKU it carried."""
+        """Poll the feed, read its report (kept as `reports/<feed_id>.json` in the feeds folder, for the S3 archive)
+        and turn it into one outcome per SKU it carried."""
         with self._open() as con:
             items = _rows(
                 con,
@@ -581,8 +581,8 @@ class Push:
                     row["sku"], "pending", "feed_in_progress", f"feed {feed_id} still {result.processing_status}"
                 )
             return
-        if result.report_text is not None and self.workdir is not None:
-            write_report(self.workdir, feed_id, result.report_text)
+        if result.report_text is not None and self.feeds is not None:
+            write_report(self.feeds, feed_id, result.report_text)
         for outcome in from_report(by_message, result.rows, result.processing_status):
             self.outcomes[outcome.sku] = outcome
         for row in items:

@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from assets.archive import feed_archive
+from feeds.store import LocalFeedStore
 from pipelines.resources import s3_resource
 from resources.archive import (
     BUCKET_ENV,
@@ -109,7 +110,7 @@ def test_a_push_by_feed_archives_documents_and_report_once(seller, tmp_path, emu
 
 def test_without_a_bucket_nothing_is_uploaded(seller, s3, bucket):
     feeds = seller / "feeds" / "us"
-    write_report(feeds, "50001", '{"header": {}, "issues": []}')
+    write_report(LocalFeedStore(feeds), "50001", '{"header": {}, "issues": []}')
     (feeds / "POST_FLAT_FILE_INVLOADER_DATA.txt").write_text("sku\tprice\n")
     result = dg.materialize(
         [feed_archive],
@@ -154,10 +155,10 @@ def test_the_retention_rule_is_idempotent_and_keeps_other_rules(s3, bucket):
 
 
 def test_reports_past_the_retention_are_not_uploaded_again(s3, bucket, tmp_path):
-    feeds = tmp_path / "feeds" / "de"
+    feeds = LocalFeedStore(tmp_path / "feeds" / "de")
     old = write_report(feeds, "40001", '{"header": {}}')
     fresh = write_report(feeds, "40002", "Feed Processing Summary:\n\tNumber of records processed\t\t1\n")
-    assert fresh.name == "40002.txt"  # a flat-file report keeps its text layout
+    assert Path(fresh).name == "40002.txt"  # a flat-file report keeps its text layout
     month_ago = time.time() - 31 * 86400
     os.utime(old, (month_ago, month_ago))
     settings = ArchiveSettings(bucket=bucket, prefix="arch", retention_days=30)
