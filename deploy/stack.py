@@ -1,5 +1,5 @@
 """A production-like deployment on one machine: Postgres-backed Dagster with its daemon and webserver, the SP-API
-emulator and a moto SQS server, each a background process (`make up`, `make down`, `make status`).
+emulator and a moto server (SQS and S3), each a background process (`make up`, `make down`, `make status`).
 
     python -m deploy.stack up      # start everything under .deploy/, enable and backfill every channel
     python -m deploy.stack down    # stop it all (Postgres data, run history and the warehouse stay in .deploy/)
@@ -9,6 +9,12 @@ The Dagster instance is `deploy/dagster.yaml` (Postgres storage, the queued run 
 seller x region, pool limits), copied into `.deploy/dagster_home`. Postgres is the machine's own server binaries
 (`initdb`, `pg_ctl`; Debian's `postgresql` package), run as a private cluster on 127.0.0.1 with trust
 authentication: for this machine only. Pointing at a real Postgres is setting the `DAGSTER_PG_*` variables.
+
+Every process runs in the deployed mode (`resources.state`): `SALES_CHANNEL_STATE` is database `sales_channel` of the
+same Postgres (Dagster's own tables stay in `dagster`), `SALES_CHANNEL_LAKE` is `s3://sales-channel-lake/sales-channel`
+on the moto server (`AWS_ENDPOINT_URL_S3`), so the throttle, the notification store, the channel data and the feed
+documents are shared the way pods would share them. Only the seller's input files (`SALES_CHANNEL_DATA`) and the
+emulator's state (it stands for Amazon) stay in `.deploy/`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ __all__ = ["Postgres", "free_port", "instance_home", "spawn", "stop_process", "w
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".deploy"
 DAGSTER_YAML = REPO / "deploy" / "dagster.yaml"
-PORTS = {"postgres": 5433, "emulator": 8787, "sqs": 5000, "webserver": 3000}
+PORTS = {"postgres": 5433, "emulator": 8787, "sqs": 5000, "webserver": 3000}  # "sqs": moto, S3 included
+STATE_DATABASE = "sales_channel"  # the deployed mode's database, beside Dagster's own
+LAKE_BUCKET = "sales-channel-lake"
 
 
 def free_port() -> int:
@@ -112,6 +120,21 @@ class Postgres:
         if (self.data_dir / "postmaster.pid").exists():
             self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
 
+    def create_database(self, name: str) -> str:
+        """Database `name` (created when missing); returns its URL for `SALES_CHANNEL_STATE`."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=self.database)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+        return f"postgresql://{self.user}:local-trust-auth@127.0.0.1:{self.port}/{name}"
+
     def env(self) -> dict[str, str]:
         """The `DAGSTER_PG_*` variables deploy/dagster.yaml reads."""
         return {
@@ -165,19 +188,35 @@ def stop_process(pid: int, grace: float = 10.0) -> None:
 
 
 # --- the `make up` stack ----------------------------------------------------------------------------------------------
-def _environment(pg: Postgres) -> dict[str, str]:
+def _environment(pg: Postgres, state_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(pg.env())
+    moto = f"http://127.0.0.1:{PORTS['sqs']}"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
     env.update(
         DAGSTER_HOME=str(STATE / "dagster_home"),
         SALES_CHANNEL_DATA=env.get("SALES_CHANNEL_DATA") or str(STATE / "data"),
         SPAPI_ENDPOINT=f"http://127.0.0.1:{PORTS['emulator']}",
-        SALES_CHANNEL_SQS_ENDPOINT=f"http://127.0.0.1:{PORTS['sqs']}",
+        SALES_CHANNEL_SQS_ENDPOINT=moto,
+        # the deployed mode: coordination state in Postgres, channel data and feed documents in the lake (S3)
+        SALES_CHANNEL_STATE=state_url,
+        SALES_CHANNEL_LAKE=f"s3://{LAKE_BUCKET}/sales-channel",
+        AWS_ENDPOINT_URL_S3=moto,
         AWS_ACCESS_KEY_ID=env.get("AWS_ACCESS_KEY_ID") or "testing",
         AWS_SECRET_ACCESS_KEY=env.get("AWS_SECRET_ACCESS_KEY") or "testing",
-        AWS_DEFAULT_REGION=env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
     )
     return env
+
+
+def _lake_bucket(env: dict[str, str]) -> None:
+    """The lake's bucket on the moto server (created when missing)."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], region_name=env["AWS_REGION"])
+    if LAKE_BUCKET not in {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=LAKE_BUCKET)
 
 
 def up() -> None:
@@ -186,7 +225,7 @@ def up() -> None:
 
     pg = Postgres(STATE / "postgres", PORTS["postgres"]).start()
     instance_home(STATE / "dagster_home")
-    env = _environment(pg)
+    env = _environment(pg, pg.create_database(STATE_DATABASE))
     data = Path(env["SALES_CHANNEL_DATA"])
     channels = load_channels()
     if not (data / "master_inventory.csv").exists() and not (data / "master_inventory.parquet").exists():
@@ -214,6 +253,8 @@ def up() -> None:
         pids[name] = proc.pid
         if name in PORTS:
             wait_for_port(PORTS[name], timeout=120, proc=proc)
+        if name == "sqs":
+            _lake_bucket(env)
     (STATE / "pids.json").write_text(json.dumps(pids))
     for name in channels:  # queued: the daemon runs them, schedules start once they succeed
         config = json.dumps({"ops": {"enable_channel_op": {"config": {"channel": name}}}})
@@ -223,8 +264,10 @@ def up() -> None:
     backfill = ["job", "backfill", "-w", "workspace.yaml", "-j", "channel_pipeline_job", "--noprompt"]
     subprocess.run([dagster, *backfill, "--partitions", ",".join(channels)], env=env, cwd=REPO, check=True)
     print(f"Dagster UI     http://127.0.0.1:{PORTS['webserver']}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
-    print(f"SP-API         {env['SPAPI_ENDPOINT']} (emulator)   SQS {env['SALES_CHANNEL_SQS_ENDPOINT']} (moto)")
-    print(f"Postgres       127.0.0.1:{pg.port} database {pg.database}; logs in {logs}")
+    print(f"SP-API         {env['SPAPI_ENDPOINT']} (emulator)   SQS and S3 {env['SALES_CHANNEL_SQS_ENDPOINT']} (moto)")
+    print(f"Postgres       127.0.0.1:{pg.port} databases {pg.database} (Dagster), {STATE_DATABASE} (state)")
+    print(f"Logs           {logs}")
+    print(f"Lake           {env['SALES_CHANNEL_LAKE']} (channel data, feed documents)")
     print(f"queued: enable_channel and a first channel_pipeline_job run for {', '.join(channels)}")
 
 
