@@ -1,9 +1,12 @@
-"""One run as a pod runs it, for tests/deploy/test_pods.py: `python -m tests.deploy.pod_run <job> <channel>
-<run-config-json> [--stop-after-create-feed]`, started with its own empty working directory, HOME, TMPDIR and
-DAGSTER_HOME (a copy of deploy/dagster.yaml: Dagster's run storage is the shared Postgres).
+"""One run as a pod runs it, for tests/deploy/test_pods.py, started with its own empty working directory, HOME,
+TMPDIR and DAGSTER_HOME (a copy of deploy/dagster.yaml: Dagster's storage is the shared Postgres):
+
+    python -m tests.deploy.pod_run <job> <partition or -> <run-config-json> [--stop-after-create-feed]
+    python -m tests.deploy.pod_run --sensor <sensor name>     one tick, as the daemon evaluates it
 
 `--stop-after-create-feed`: once createFeed has answered, print `CREATED <feedId>` and wait, so the test can SIGKILL
-the process at exactly that point (after Amazon has the feed, before the run records its id)."""
+the process at exactly that point (after Amazon has the feed, before the run records its id). The last line printed
+is `RESULT {json}`: the run id, success and each asset's materialization metadata (or the sensor's run requests)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,51 @@ import sys
 import time
 
 
+def _sensor(name: str) -> dict:
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.resources import resources
+
+    sensor = defs.resolve_sensor_def(name)
+    with dg.DagsterInstance.get() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"warehouse": resources()["warehouse"]})
+        result = sensor(context)
+    requests = (result.run_requests or []) if isinstance(result, dg.SensorResult) else list(result or [])
+    skip = getattr(result, "skip_reason", None)
+    return {
+        "run_requests": [{"job": r.job_name, "partition": r.partition_key} for r in requests],
+        "skip_reason": getattr(skip, "skip_message", skip),
+        "cursor": getattr(result, "cursor", None),
+    }
+
+
+def _run(job_name: str, partition: str, config: dict) -> dict:
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            partition_key=None if partition == "-" else partition,
+            run_config=config,
+            instance=instance,
+            raise_on_error=False,
+        )
+    summary: dict = {"run_id": result.run_id, "success": result.success, "assets": {}}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        summary["assets"][materialization.asset_key.to_user_string()] = {
+            key: value.value for key, value in materialization.metadata.items()
+        }
+    return summary
+
+
 def main(argv: list[str]) -> int:
-    job_name, channel, config = argv[0], argv[1], json.loads(argv[2])
+    if argv[0] == "--sensor":
+        print("RESULT " + json.dumps(_sensor(argv[1]), default=str), flush=True)
+        return 0
+    job_name, partition, config = argv[0], argv[1], json.loads(argv[2])
     if "--stop-after-create-feed" in argv[3:]:
         from resources.spapi._client import SpApiClient
 
@@ -26,20 +72,9 @@ def main(argv: list[str]) -> int:
             return result
 
         SpApiClient.submit_feed = submit_feed
-
-    import dagster as dg
-
-    from pipelines.definitions import defs
-
-    with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            partition_key=channel, run_config=config, instance=instance, raise_on_error=False
-        )
-    summary = {"run_id": result.run_id, "success": result.success}
-    for materialization in result.asset_materializations_for_node("listings_submission"):
-        summary["listings_submission"] = {k: v.value for k, v in materialization.metadata.items()}
+    summary = _run(job_name, partition, config)
     print("RESULT " + json.dumps(summary, default=str), flush=True)
-    return 0 if result.success else 1
+    return 0 if summary["success"] else 1
 
 
 if __name__ == "__main__":

@@ -83,8 +83,17 @@ class World:
     pods_dir: Path
     forbidden: list[str] = field(default_factory=list)
 
-    def start(self, channel: str, *, job: str = "channel_pipeline_job", stop_after_create_feed: bool = False) -> Pod:
-        workdir = self.pods_dir / f"pod-{channel}-{uuid.uuid4().hex[:8]}"
+    def start(
+        self,
+        channel: str,
+        *,
+        job: str = "channel_pipeline_job",
+        config: dict | None = None,
+        stop_after_create_feed: bool = False,
+        sensor: str | None = None,
+    ) -> Pod:
+        """`channel` "-": a job without partitions; `sensor`: one tick of that sensor instead of a run."""
+        workdir = self.pods_dir / f"pod-{sensor or channel}-{uuid.uuid4().hex[:8]}"
         for sub in ("home", "tmp", "dagster_home"):
             (workdir / sub).mkdir(parents=True)
         shutil.copyfile(DAGSTER_YAML, workdir / "dagster_home" / "dagster.yaml")
@@ -95,7 +104,9 @@ class World:
             "DAGSTER_HOME": str(workdir / "dagster_home"),
             "PYTHONPATH": str(REPO),
         }
-        args = [sys.executable, "-m", "tests.deploy.pod_run", job, channel, json.dumps(RUN_CONFIG)]
+        args = [sys.executable, "-m", "tests.deploy.pod_run", job, channel, json.dumps(config or RUN_CONFIG)]
+        if sensor is not None:
+            args = [sys.executable, "-m", "tests.deploy.pod_run", "--sensor", sensor]
         if stop_after_create_feed:
             args.append("--stop-after-create-feed")
         proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -114,8 +125,8 @@ class World:
         self.forbidden += [str(p) for pattern in FORBIDDEN for p in pod.workdir.rglob(pattern)]
         shutil.rmtree(pod.workdir)
 
-    def run(self, channel: str) -> Pod:
-        return self.finish(self.start(channel))
+    def run(self, channel: str, **kwargs) -> Pod:
+        return self.finish(self.start(channel, **kwargs))
 
     def usage(self) -> tuple[dict, dict]:
         market = httpx.get(f"{self.emulator.url}/_emulator/market", timeout=30).json()
@@ -150,7 +161,14 @@ def make_world(postgres_server: Postgres, s3_url: str, tmp_path: Path) -> Iterat
         base = tmp_path / name
         data, config = base / "seller-files", base / "channels.yaml"
         entries = [
-            {"name": n, "seller_id": s, "marketplace_id": m, "region": r, "use_feed": True}
+            {
+                "name": n,
+                "seller_id": s,
+                "marketplace_id": m,
+                "region": r,
+                "use_feed": True,
+                "enable_notifications": n == "us",
+            }
             for n, (s, m, r) in MARKETPLACES.items()
         ]
         config.parent.mkdir(parents=True)
@@ -165,6 +183,7 @@ def make_world(postgres_server: Postgres, s3_url: str, tmp_path: Path) -> Iterat
                 requests_per_minute=CAP_PER_MINUTE,
                 requests_per_day=CAP_PER_DAY,
                 feed_step_seconds=0.5,
+                sqs_endpoint=s3_url,  # one moto server: SQS and S3
             )
         ).start()
         servers.append(emulator)
@@ -265,7 +284,7 @@ def test_four_channels_run_as_pods_concurrently_and_a_second_run_sends_nothing(m
     for seller in (SELLER_A, SELLER_B):
         assert requests[seller], f"seller {seller} sent nothing"
     for pod in pods:
-        submission = pod.result["listings_submission"]
+        submission = pod.result["assets"]["listings_submission"]
         assert (submission["path"], submission["feeds_submitted"]) == ("feed", 1), (pod.channel, submission)
     assert _sent(requests) == {SELLER_A: 3, SELLER_B: 1}
     _check_converged(world, pods)
@@ -273,7 +292,7 @@ def test_four_channels_run_as_pods_concurrently_and_a_second_run_sends_nothing(m
     # Each channel again, in a new pod: published_state is found, nothing is sent.
     again = [world.run(name) for name in MARKETPLACES]
     for pod in again:
-        submission = pod.result["listings_submission"]
+        submission = pod.result["assets"]["listings_submission"]
         assert (submission["changed"], submission["feeds_submitted"], submission["patches_sent"]) == (0, 0, 0)
     requests, throttled = world.usage()
     assert not any(throttled.values()), f"the emulator answered 429: {throttled}"
@@ -312,7 +331,7 @@ def test_a_run_killed_after_create_feed_is_resumed_in_a_new_pod(make_world):
     assert requests[SELLER_B]["createFeed"] == 1
 
     resumed = world.run("us")
-    submission = resumed.result["listings_submission"]
+    submission = resumed.result["assets"]["listings_submission"]
     assert (submission["feeds_resumed"], submission["feeds_submitted"]) == (1, 0), submission
     requests, throttled = world.usage()
     assert requests[SELLER_B]["createFeed"] == 1, f"feed {feed_id} was submitted twice"
@@ -320,3 +339,40 @@ def test_a_run_killed_after_create_feed_is_resumed_in_a_new_pod(make_world):
     _check_converged(world, [resumed])
     assert not _written(before, world.data), "written under the seller's read-only input files"
     assert not world.forbidden, f"lock or database files on local disk: {world.forbidden}"
+
+
+def test_the_sensor_and_runs_in_other_processes_share_the_notification_store(make_world):
+    """The SQS sensor's tick (a process of its own, as in the daemon) stores an ORDER_CHANGE; a run in another pod
+    reserves the order's stock from the same store; no file lock anywhere."""
+    world = make_world("notify")
+    before = _snapshot(world.data)
+    enable = {"ops": {"enable_channel_op": {"config": {"channel": "us"}}}}
+    world.run("-", job="enable_channel", config=enable)  # the seller's queue, destination and subscriptions
+    world.run("us")  # the channel's first full run builds its tables
+    sku = next(iter(world_skus(world, "us")))
+    order = httpx.post(
+        f"{world.emulator.url}/_emulator/orders",
+        json={"sellerId": SELLER_B, "marketplaceId": MARKETPLACES["us"][1], "items": [{"sku": sku, "quantity": 2}]},
+        timeout=30,
+    )
+    assert order.status_code == 201, order.text
+
+    tick = world.run("-", sensor="sqs_notifications_sensor")
+    assert {"job": "inventory_job", "partition": "us"} in tick.result["run_requests"], tick.result
+
+    inventory = world.run("us", job="inventory_job", config={"ops": {"fba_inventory": {"config": {"offline": True}}}})
+    reservations = inventory.result["assets"]["reservations"]
+    assert reservations["notified_orders"] >= 1 and reservations["reserved_units"] >= 2, reservations
+    assert not _written(before, world.data), "written under the seller's read-only input files"
+    assert not world.forbidden, f"lock or database files on local disk: {world.forbidden}"
+
+
+def world_skus(world: World, channel: str) -> list[str]:
+    """The channel's FBM SKUs on the emulator (an order of one reserves the seller's stock)."""
+    seller, marketplace, _ = MARKETPLACES[channel]
+    listings = httpx.get(
+        f"{world.emulator.url}/_emulator/listings",
+        params={"sellerId": seller, "marketplaceId": marketplace, "fulfillment": "FBM"},
+        timeout=30,
+    ).json()["listings"]
+    return [item["sku"] for item in listings]
