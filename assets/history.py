@@ -7,6 +7,7 @@ import duckdb
 
 from assets.metadata import preview
 from pipelines.partitions import channel_partitions
+from resources.transaction import transaction
 from resources.warehouse import Warehouse
 
 _CREATE = """
@@ -111,12 +112,12 @@ def sync_history(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     rows = _MAPPING_MISSING + (f"UNION ALL {_MASTER_UPDATED}" if _reconciled_in_run(context) else "")
     with warehouse.connect(channel) as con:
         con.execute(_CREATE)
-        con.execute("BEGIN")
-        con.execute(
-            "DELETE FROM sync_history WHERE run_id = $run_id AND operation IN ('publish', 'reconcile')",
-            {"run_id": context.run_id},
-        )
-        con.execute(f"INSERT INTO sync_history {rows}", params)
-        con.execute("COMMIT")
+        for attempt in transaction(con):
+            with attempt:
+                con.execute(
+                    "DELETE FROM sync_history WHERE run_id = $run_id AND operation IN ('publish', 'reconcile')",
+                    {"run_id": context.run_id},
+                )
+                con.execute(f"INSERT INTO sync_history {rows}", params)
         metadata = _run_metadata(con, context.run_id)
     return dg.MaterializeResult(metadata=metadata)

@@ -17,7 +17,7 @@ from assets.metadata import PREVIEW_ROWS, preview
 from assets.offers import import_notified, mapped_asins
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi_resource import SpApiResource
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, channel_tables
 from seller.config import Channel
 from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, unknown_skus, validated_input
 from sync import offers
@@ -114,10 +114,7 @@ _DEPS = {
 
 
 def _known_master(con: duckdb.DuckDBPyConnection) -> bool:
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'master_inventory' AND NOT temporary"
-    ).fetchall()[0][0]
-    return bool(found)
+    return "master_inventory" in channel_tables(con)
 
 
 def _build(name: str) -> dg.AssetsDefinition:

@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.metadata import table_preview
 from pipelines.partitions import channel_for, channel_partitions
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, channel_tables
 from seller.reconcile import reconcile
 
 
@@ -27,17 +27,16 @@ def reconciled_inventory(context: dg.AssetExecutionContext, warehouse: Warehouse
     in the master is left out (reported in `input_errors` and as `master_missing` in `sync_history`)."""
     allocation = channel_for(context.partition_key).allocation
     with warehouse.connect(context.partition_key) as con:
-        held = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'reservations'"
-        ).fetchall()[0][0]
-        reconcile(
+        held = "reservations" in channel_tables(con)
+        reconciled = reconcile(
             con,
             "channel_mappings",
             "master_inventory",
             "fba_inventory",
             "reservations" if held else None,
             allocation=allocation,
-        ).create_view("reconciled", replace=True)
+        )
+        con.register("reconciled", reconciled)  # a temp view (a relation's view would go into a DuckLake)
         con.execute("CREATE OR REPLACE TABLE reconciled_inventory AS SELECT * FROM reconciled ORDER BY sku")
         counts = con.execute(
             "SELECT count(*) FILTER (fulfillment = 'FBA'), count(*) FILTER (fulfillment = 'FBM'), "

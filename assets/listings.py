@@ -7,7 +7,8 @@ import dagster as dg
 
 from pipelines.partitions import CHANNELS
 from resources.spapi_resource import SpApiResource
-from resources.warehouse import Warehouse
+from resources.transaction import transaction
+from resources.warehouse import Warehouse, channel_tables
 from sync.listing import ListingRefused, create_listing, listing_attributes
 from sync.tables import SYNC_HISTORY
 
@@ -50,10 +51,7 @@ def create_listing_op(
     if channel is None:
         raise dg.Failure(description=f"unknown channel {config.channel!r} (configured: {', '.join(CHANNELS)})")
     with warehouse.connect(channel.name) as con:
-        found = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'master_inventory' AND NOT temporary"
-        ).fetchall()[0][0]
-        rows = _product(con, config.sku) if found else []
+        rows = _product(con, config.sku) if "master_inventory" in channel_tables(con) else []
     if not rows:
         raise dg.Failure(description=f"SKU {config.sku!r} is not in master_inventory of channel {channel.name}")
     try:
@@ -68,36 +66,36 @@ def create_listing_op(
     with warehouse.connect(channel.name) as con:
         con.execute(SYNC_HISTORY)
         con.execute(_MAPPINGS)
-        con.execute("BEGIN")
-        con.execute(
-            "INSERT INTO sync_history VALUES (?, ?, ?, 'create_listing', ?, ?, ?, ?, ?)",
-            [
-                channel.name,
-                config.sku,
-                result.asin,
-                result.status,
-                result.code,
-                " ".join(filter(None, [result.message, result.approval_link])) or None,
-                context.run_id,
-                now,
-            ],
-        )
-        con.execute(
-            "INSERT INTO listing_mappings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                channel.name,
-                config.sku,
-                result.asin,
-                config.product_type,
-                result.status,
-                result.code,
-                result.message,
-                result.approval_link,
-                context.run_id,
-                now,
-            ],
-        )
-        con.execute("COMMIT")
+        for attempt in transaction(con):
+            with attempt:
+                con.execute(
+                    "INSERT INTO sync_history VALUES (?, ?, ?, 'create_listing', ?, ?, ?, ?, ?)",
+                    [
+                        channel.name,
+                        config.sku,
+                        result.asin,
+                        result.status,
+                        result.code,
+                        " ".join(filter(None, [result.message, result.approval_link])) or None,
+                        context.run_id,
+                        now,
+                    ],
+                )
+                con.execute(
+                    "INSERT INTO listing_mappings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        channel.name,
+                        config.sku,
+                        result.asin,
+                        config.product_type,
+                        result.status,
+                        result.code,
+                        result.message,
+                        result.approval_link,
+                        context.run_id,
+                        now,
+                    ],
+                )
     if result.status in ("accepted", "warning"):
         context.log.info(
             f"listed {config.sku} as {result.asin} on {channel.name}; add it to channel_mappings: "

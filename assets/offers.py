@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from pipelines.partitions import channel_for, channel_partitions
 from resources.spapi import ServerError, SpApiTimeout, Throttled
 from resources.spapi_resource import SpApiResource
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, channel_tables
 from seller.config import Channel
 from sync import offers
 from sync.pull import offer_rows
@@ -34,9 +34,7 @@ class OffersPullConfig(dg.Config):
 
 def mapped_asins(con: duckdb.DuckDBPyConnection) -> str:
     """A temp view of the channel's mapped ASINs (empty before channel_mappings was ever materialized)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'channel_mappings' AND NOT temporary"
-    ).fetchall()[0][0]
+    exists = "channel_mappings" in channel_tables(con)
     source = "SELECT asin FROM channel_mappings" if exists else "SELECT NULL::VARCHAR AS asin WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP VIEW mapped_asins AS {source}")
     return "mapped_asins"

@@ -11,6 +11,7 @@ from assets.metadata import preview, table_preview
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi import ServerError, SpApiTimeout, Throttled
 from resources.spapi_resource import SpApiResource
+from resources.transaction import transaction
 from resources.warehouse import Warehouse
 from seller.config import Channel
 from sync import order_poll, orders
@@ -145,13 +146,14 @@ def order_assets(context: dg.AssetExecutionContext, config: OrdersConfig, wareho
         con.register("merged", merged)
         con.register("merged_items", items)
         con.register("missed", missed_ids)
-        con.execute("BEGIN")
-        con.execute(
-            "CREATE OR REPLACE TABLE orders AS SELECT m.*, (x.amazon_order_id IS NOT NULL) AS missed_by_notifications "
-            "FROM merged m LEFT JOIN missed x USING (amazon_order_id) ORDER BY amazon_order_id"
-        )
-        con.execute("CREATE OR REPLACE TABLE order_items AS SELECT * FROM merged_items ORDER BY ALL")
-        con.execute("COMMIT")
+        for attempt in transaction(con):
+            with attempt:
+                con.execute(
+                    "CREATE OR REPLACE TABLE orders AS SELECT m.*, (x.amazon_order_id IS NOT NULL) AS "
+                    "missed_by_notifications FROM merged m LEFT JOIN missed x USING (amazon_order_id) "
+                    "ORDER BY amazon_order_id"
+                )
+                con.execute("CREATE OR REPLACE TABLE order_items AS SELECT * FROM merged_items ORDER BY ALL")
         by_status = dict(con.execute("SELECT coalesce(order_status, '?'), count(*) FROM orders GROUP BY 1").fetchall())
         by_source = dict(con.execute("SELECT sources, count(*) FROM orders GROUP BY 1").fetchall())
         by_winner = dict(con.execute("SELECT state_source, count(*) FROM orders GROUP BY 1").fetchall())

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from assets.metadata import table_preview
 from pipelines.partitions import CHANNELS, channel_partitions
+from resources.transaction import transaction
 from resources.warehouse import Warehouse
 from seller.inputs import find_input
 from sync import orders
@@ -80,10 +81,10 @@ def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     with warehouse.connect(channel) as con:
         con.register("held", held)
         con.register("states", states)
-        con.execute("BEGIN")
-        con.execute("CREATE OR REPLACE TABLE reservations AS SELECT * FROM held ORDER BY sku")
-        con.execute("CREATE OR REPLACE TABLE order_states AS SELECT * FROM states ORDER BY amazon_order_id")
-        con.execute("COMMIT")
+        for attempt in transaction(con):
+            with attempt:
+                con.execute("CREATE OR REPLACE TABLE reservations AS SELECT * FROM held ORDER BY sku")
+                con.execute("CREATE OR REPLACE TABLE order_states AS SELECT * FROM states ORDER BY amazon_order_id")
         meta = table_preview(con, "reservations")
         reserved = con.execute("SELECT coalesce(sum(reserved_quantity), 0) FROM reservations").fetchall()[0][0]
     return dg.MaterializeResult(

@@ -35,6 +35,7 @@ from assets.metadata import preview
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi import InvalidInput, LwaError, ResourceNotFound, SpApiClient, SpApiError, Throttled, Unauthorized
 from resources.spapi_resource import SpApiResource
+from resources.transaction import transaction
 from resources.warehouse import Warehouse
 from seller.inputs import ensure_input_errors, load_input
 from sync.orders import package_detail, row_hash
@@ -44,9 +45,10 @@ __all__ = ["shipment_confirmations"]
 _ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 _HASHED = ("order_id", "carrier_code", "carrier_name", "tracking_number", "ship_date", "shipping_method")
 
+# One row per order (MERGE INTO on order_id: no PRIMARY KEY, which a DuckLake does not have).
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS shipment_confirmations (
-    channel VARCHAR, order_id VARCHAR PRIMARY KEY, row_hash VARCHAR, status VARCHAR, code VARCHAR, message VARCHAR,
+    channel VARCHAR, order_id VARCHAR, row_hash VARCHAR, status VARCHAR, code VARCHAR, message VARCHAR,
     carrier_code VARCHAR, tracking_number VARCHAR, ship_date TIMESTAMPTZ, units BIGINT, attempts BIGINT,
     first_attempt_at TIMESTAMPTZ, last_attempt_at TIMESTAMPTZ, confirmed_at TIMESTAMPTZ, run_id VARCHAR
 )
@@ -56,6 +58,22 @@ CREATE TABLE IF NOT EXISTS sync_history (
     channel VARCHAR, sku VARCHAR, asin VARCHAR, operation VARCHAR, status VARCHAR, code VARCHAR,
     message VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ
 )
+"""
+# A row marked `sending` before confirmShipment (the order's first attempt, or a retry of a changed or failed one).
+_SENDING = """
+MERGE INTO shipment_confirmations c USING (SELECT $order_id AS order_id) s ON c.order_id = s.order_id
+WHEN MATCHED THEN UPDATE SET status = 'sending', row_hash = $hash, carrier_code = $carrier,
+    tracking_number = $tracking, ship_date = $ship_date, last_attempt_at = $now, run_id = $run_id
+WHEN NOT MATCHED THEN INSERT VALUES ($channel, $order_id, $hash, 'sending', NULL, NULL, $carrier, $tracking,
+    $ship_date, NULL, 0, $now, $now, NULL, $run_id)
+"""
+# The attempt's outcome (an order settled without a call has no `sending` row before it).
+_OUTCOME = """
+MERGE INTO shipment_confirmations c USING (SELECT $order_id AS order_id) s ON c.order_id = s.order_id
+WHEN MATCHED THEN UPDATE SET status = $status, code = $code, message = $message, row_hash = $hash, units = $units,
+    attempts = c.attempts + 1, last_attempt_at = $now, confirmed_at = $confirmed, run_id = $run_id
+WHEN NOT MATCHED THEN INSERT VALUES ($channel, $order_id, $hash, $status, $code, $message, $carrier, $tracking,
+    $ship_date, $units, 1, $now, $now, $confirmed, $run_id)
 """
 
 
@@ -126,15 +144,15 @@ def shipment_confirmations(
         con.execute(_LEDGER)
         con.execute(_HISTORY)
         ensure_input_errors(con)
-        con.execute("BEGIN")
-        con.execute("DELETE FROM input_errors WHERE input = 'shipments'")
-        if problems:
-            con.executemany(
-                'INSERT INTO input_errors (input, file, row, "column", value, message, channel) '
-                "VALUES ('shipments', ?, ?, ?, ?, ?, ?)",
-                [[p["file"], p["row"], p["column"], p["value"], p["message"], p["channel"]] for p in problems],
-            )
-        con.execute("COMMIT")
+        for attempt in transaction(con):
+            with attempt:
+                con.execute("DELETE FROM input_errors WHERE input = 'shipments'")
+                if problems:
+                    con.executemany(
+                        'INSERT INTO input_errors (input, file, row, "column", value, message, channel) '
+                        "VALUES ('shipments', ?, ?, ?, ?, ?, ?)",
+                        [[p["file"], p["row"], p["column"], p["value"], p["message"], p["channel"]] for p in problems],
+                    )
         ledger = {
             r[0]: (r[1], r[2])
             for r in con.execute("SELECT order_id, status, row_hash FROM shipment_confirmations").fetchall()
@@ -198,22 +216,21 @@ def _confirm(
             )
         else:
             with warehouse.connect(channel) as con:
-                con.execute(
-                    "INSERT INTO shipment_confirmations VALUES ($channel, $order_id, $hash, 'sending', NULL, NULL, "
-                    "$carrier, $tracking, $ship_date, NULL, 0, $now, $now, NULL, $run_id) ON CONFLICT (order_id) DO "
-                    "UPDATE SET status = 'sending', row_hash = $hash, carrier_code = $carrier, "
-                    "tracking_number = $tracking, ship_date = $ship_date, last_attempt_at = $now, run_id = $run_id",
-                    {
-                        "channel": channel,
-                        "order_id": order_id,
-                        "hash": digest,
-                        "carrier": row["carrier_code"],
-                        "tracking": row["tracking_number"],
-                        "ship_date": row["ship_date"],
-                        "now": now,
-                        "run_id": context.run_id,
-                    },
-                )
+                for attempt in transaction(con):
+                    with attempt:
+                        con.execute(
+                            _SENDING,
+                            {
+                                "channel": channel,
+                                "order_id": order_id,
+                                "hash": digest,
+                                "carrier": row["carrier_code"],
+                                "tracking": row["tracking_number"],
+                                "ship_date": row["ship_date"],
+                                "now": now,
+                                "run_id": context.run_id,
+                            },
+                        )
             detail = package_detail(row, items, package_reference=1)
             if not detail["orderItems"]:
                 raise InvalidInput(f"order {order_id} has no unshipped items", operation="confirmShipment", status=400)
@@ -224,39 +241,31 @@ def _confirm(
         outcome, code, message = "failed", exc.code, exc.message
     units = sum(int(i.get("QuantityOrdered") or 0) for i in items)
     done = datetime.now(UTC)
+    params = {
+        "channel": channel,
+        "order_id": order_id,
+        "hash": digest,
+        "status": outcome,
+        "code": code,
+        "message": message,
+        "carrier": row["carrier_code"],
+        "tracking": row["tracking_number"],
+        "ship_date": row["ship_date"],
+        "units": units,
+        "now": done,
+        "confirmed": done if outcome == "confirmed" else None,
+        "run_id": context.run_id,
+    }
+    skus = [(i.get("SellerSKU"), i.get("ASIN")) for i in items] or [(None, None)]
+    history = [
+        [channel, sku, asin, outcome, code, message or f"order {order_id} confirmed", context.run_id, done]
+        for sku, asin in skus
+    ]
     with warehouse.connect(channel) as con:
-        con.execute("BEGIN")
-        con.execute(
-            "INSERT INTO shipment_confirmations VALUES ($channel, $order_id, $hash, $status, $code, $message, "
-            "$carrier, $tracking, $ship_date, $units, 1, $now, $now, $confirmed, $run_id) ON CONFLICT (order_id) DO "
-            "UPDATE SET status = $status, code = $code, message = $message, row_hash = $hash, units = $units, "
-            "attempts = shipment_confirmations.attempts + 1, last_attempt_at = $now, confirmed_at = $confirmed, "
-            "run_id = $run_id",
-            {
-                "channel": channel,
-                "order_id": order_id,
-                "hash": digest,
-                "status": outcome,
-                "code": code,
-                "message": message,
-                "carrier": row["carrier_code"],
-                "tracking": row["tracking_number"],
-                "ship_date": row["ship_date"],
-                "units": units,
-                "now": done,
-                "confirmed": done if outcome == "confirmed" else None,
-                "run_id": context.run_id,
-            },
-        )
-        skus = [(i.get("SellerSKU"), i.get("ASIN")) for i in items] or [(None, None)]
-        con.executemany(
-            "INSERT INTO sync_history VALUES (?, ?, ?, 'confirm_shipment', ?, ?, ?, ?, ?)",
-            [
-                [channel, sku, asin, outcome, code, message or f"order {order_id} confirmed", context.run_id, done]
-                for sku, asin in skus
-            ],
-        )
-        con.execute("COMMIT")
+        for attempt in transaction(con):
+            with attempt:
+                con.execute(_OUTCOME, params)
+                con.executemany("INSERT INTO sync_history VALUES (?, ?, ?, 'confirm_shipment', ?, ?, ?, ?, ?)", history)
     if outcome != "confirmed":
         context.log.warning(f"confirmShipment {order_id}: {outcome} ({code}: {message})")
     return outcome

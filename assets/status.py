@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import duckdb
 
 from pipelines.enablement import ENABLE_JOB, enabled_channels
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, channel_tables
 from sync import offers
 from sync.status import (
     OK,
@@ -172,10 +171,6 @@ def instance_facts(instance: dg.DagsterInstance, channel: str, now: datetime, *,
     )
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
-
-
 _ERRORS_BY_CODE = """
 SELECT coalesce(code, status), count(*) FROM (
     SELECT sku, status, code FROM sync_history WHERE operation IN ('submit', 'create_listing', 'confirm_shipment')
@@ -188,10 +183,10 @@ GROUP BY ALL ORDER BY 2 DESC, 1
 def warehouse_facts(warehouse: Warehouse, channel: str, facts: Facts) -> Facts:
     """The facts of the channel's own file added: open feeds, SKUs in error by code (each SKU's latest outcome),
     offer data age, and a push deferred by the quota or the grant (sync_history) as a call outcome."""
-    if not warehouse.database_path(channel).exists():
+    if not warehouse.has_data(channel):
         return facts
     with warehouse.connect(channel, read_only=True) as con:
-        tables = _tables(con)
+        tables = channel_tables(con)
         feeds: dict[str, datetime] = {}
         if "submissions" in tables:
             rows = con.execute(

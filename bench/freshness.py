@@ -299,9 +299,8 @@ def read_observations(
     from resources.warehouse import Warehouse
 
     warehouse = Warehouse(data_dir=str(data))
-    if not warehouse.database_path(CHANNEL).exists():
+    if not warehouse.has_data(CHANNEL):
         return {}, None
-    # Read-write: no process writes it any more, and the money macros are not created on a read-only file.
     with warehouse.connect(CHANNEL) as con:
         try:
             newest = dict(

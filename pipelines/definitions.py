@@ -32,6 +32,7 @@ from pipelines.jobs import (
     order_poll_job,
     prices_job,
 )
+from pipelines.maintenance import lake_maintenance_job, lake_maintenance_schedule
 from pipelines.resources import resources
 from pipelines.schedules import SCHEDULES
 from pipelines.sensors import SENSORS
@@ -52,8 +53,9 @@ defs = dg.Definitions(
         order_poll_job,
         notification_setup_job,
         channel_status_job,
+        lake_maintenance_job,
     ],
-    schedules=SCHEDULES,
+    schedules=[*SCHEDULES, lake_maintenance_schedule],
     sensors=SENSORS,
     resources=resources(),
     # Steps of one channel share that channel's DuckDB file (one writer at a time), and DuckDB already uses every

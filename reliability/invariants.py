@@ -30,6 +30,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -44,6 +45,7 @@ import pyarrow.parquet as pq
 from emulator.server import EmulatorServer
 from feeds.updates import offer_updates
 from reliability.wiretap import Wiretap
+from resources.warehouse import Warehouse, channel_tables
 from seller.config import Channel, load_channels
 from seller.inputs import find_input
 
@@ -97,8 +99,9 @@ _JOB_FOR_TYPE = {
 }
 
 
-def _connect(data: Path, channel: str) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(data / "warehouse" / f"{channel}.duckdb"), read_only=True)
+def _connect(data: Path, channel: str) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """The channel's data, read-only, in either mode (its file, or its schema in the lake)."""
+    return Warehouse(data_dir=str(data)).connect(channel, read_only=True)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -112,13 +115,10 @@ def _channels(channels: Mapping[str, Channel] | None) -> Mapping[str, Channel]:
 def expected_offers(data: Path, channel: str) -> dict[str, dict[str, Any]]:
     """sku → what the pipeline computed for the channel (the `updates` the push sends: price, floor, ceiling,
     quantity — NULL when none may be sent). Invariant 5 compares Amazon with it; invariant 1 does not use it."""
-    con = _connect(data, channel)
-    try:
+    with _connect(data, channel) as con:
         rel = offer_updates(con, "buybox_prices", "reconciled_inventory")
         names = rel.columns
         return {row[0]: dict(zip(names, row, strict=True)) for row in rel.fetchall()}
-    finally:
-        con.close()
 
 
 # -- the seller's files ----------------------------------------------------------------------------------------------
@@ -167,8 +167,7 @@ def one_final_status(data: Path, channel: str, run_id: str, allowed: Iterable[st
     expected = seller_skus(data, channel)
     mapped = set(expected.to_submit)
     assert mapped, f"invariant 1: channel {channel} has no mapped SKU to check"
-    con = _connect(data, channel)
-    try:
+    with _connect(data, channel) as con:
         rows = con.execute(
             "SELECT sku, status FROM sync_history WHERE run_id = ? AND operation = 'submit' AND channel = ?",
             [run_id, channel],
@@ -177,8 +176,6 @@ def one_final_status(data: Path, channel: str, run_id: str, allowed: Iterable[st
             "SELECT sku, status FROM sync_history WHERE run_id = ? AND operation = 'publish' AND channel = ?",
             [run_id, channel],
         ).fetchall()
-    finally:
-        con.close()
     counts = Counter(sku for sku, _ in rows)
     twice = sorted(sku for sku, n in counts.items() if n > 1)
     missing = sorted(mapped - set(counts))
@@ -200,9 +197,8 @@ def one_final_status(data: Path, channel: str, run_id: str, allowed: Iterable[st
 def nothing_submitted(data: Path, channel: str, tap: Wiretap, marketplace_id: str) -> None:
     """A run that must publish nothing for the channel (bad file, revoked access): no submit row but `deferred`, no
     published_state, and no listing write or feed for the marketplace reached Amazon."""
-    con = _connect(data, channel)
-    try:
-        tables = _tables(con)
+    with _connect(data, channel) as con:
+        tables = channel_tables(con)
         published = (
             con.execute("SELECT count(*) FROM published_state").fetchall()[0][0] if "published_state" in tables else 0
         )
@@ -211,8 +207,6 @@ def nothing_submitted(data: Path, channel: str, tap: Wiretap, marketplace_id: st
             if "sync_history" in tables
             else []
         )
-    finally:
-        con.close()
     assert published == 0, f"channel {channel}: {published} SKU(s) in published_state though nothing may be published"
     assert {s for s, _ in sent} <= {"deferred"}, f"channel {channel}: submit rows {sent} though nothing may be sent"
     written = [w.sku for w in tap.listing_writes() if marketplace_id in w.marketplace_ids]
@@ -427,9 +421,8 @@ def within_bounds(
     offers checked."""
     mappings: dict[str, tuple[str, str | None, Decimal, Decimal]] = {}
     master: dict[str, int] = {}
-    if (data / "warehouse" / f"{channel}.duckdb").exists():  # else no file was read: anything sent is unmapped
-        con = _connect(data, channel)
-        try:
+    if Warehouse(data_dir=str(data)).has_data(channel):  # else nothing was read: anything sent is unmapped
+        with _connect(data, channel) as con:
             mappings = {
                 sku: (fulfillment, strategy, Decimal(str(lo)), Decimal(str(hi)))
                 for sku, fulfillment, strategy, lo, hi in con.execute(
@@ -439,8 +432,6 @@ def within_bounds(
                 ).fetchall()
             }
             master = dict(con.execute("SELECT sku, quantity FROM master_inventory").fetchall())
-        finally:
-            con.close()
     # The bound of an offer is what the seller's orders held when its request reached Amazon: an order stored after
     # the offer left could not have lowered it (that is the next run's job, checked on that run's own offers).
     rows, as_of = _order_rows(data, channel, channels), _master_as_of(data)
@@ -598,17 +589,14 @@ def reservations_counted_once(
 
 
 def _reservations_table(data: Path, channel: str) -> dict[str, tuple[int, int]]:
-    con = _connect(data, channel)
-    try:
-        assert "reservations" in _tables(con), f"invariant 3: channel {channel} has no reservations table"
+    with _connect(data, channel) as con:
+        assert "reservations" in channel_tables(con), f"invariant 3: channel {channel} has no reservations table"
         return {
             sku: (int(units), int(orders))
             for sku, units, orders in con.execute(
                 "SELECT sku, reserved_quantity, open_orders FROM reservations"
             ).fetchall()
         }
-    finally:
-        con.close()
 
 
 def stored_notifications(store_path: Path) -> int:

@@ -1,9 +1,12 @@
-"""The embedded default store: one DuckDB file per channel, plus the generated feed files, under the data directory.
+"""The channel store: one DuckDB file per channel under the data directory (the embedded default), or one schema per
+channel in the DuckLake of the deployed mode (`SALES_CHANNEL_STATE`; `resources.lake`), plus the generated feed files.
 
-DuckDB allows one writing process per file, and a process holding a file open read-write locks out every other
-process, readers included. Channels are partitions that run concurrently, so each channel gets its own file
+Embedded: DuckDB allows one writing process per file, and a process holding a file open read-write locks out every
+other process, readers included. Channels are partitions that run concurrently, so each channel gets its own file
 (`<data_dir>/warehouse/<channel>.duckdb`): runs for different channels never wait on each other. Two runs of the
-*same* channel take turns: opening retries on the lock with backoff (`lock_timeout_s`).
+*same* channel take turns: opening retries on the lock with backoff (`lock_timeout_s`). Deployed: every connection
+is an in-memory DuckDB with the lake attached and the channel's schema in use, so the same SQL runs unchanged and
+runs of one channel write at once (`resources.transaction` runs a conflicting commit again).
 """
 
 from __future__ import annotations
@@ -17,8 +20,19 @@ import dagster as dg
 import duckdb
 
 from pricing.money import install_money_macros
+from resources import lake
+from resources.state import State, state_from_env
 
-__all__ = ["Warehouse"]
+__all__ = ["Warehouse", "channel_tables"]
+
+
+def channel_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables of the channel a `Warehouse.connect` connection is on (its database and schema; not temporary)."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
+        "AND database_name = current_database() AND schema_name = current_schema()"
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -30,23 +44,52 @@ class Warehouse(dg.ConfigurableResource):
     memory_limit: str = "1GB"
 
     def database_path(self, channel: str) -> Path:
+        """The channel's DuckDB file (the embedded default only: see `has_data` for both modes)."""
         return Path(self.data_dir) / "warehouse" / f"{channel}.duckdb"
 
     def feeds_dir(self, channel: str) -> Path:
         return Path(self.data_dir) / "feeds" / channel
 
+    def has_data(self, channel: str) -> bool:
+        """Whether any run has written the channel's data: its file exists (embedded) or its lake schema holds a
+        table (deployed)."""
+        state = state_from_env()
+        if not state.deployed:
+            return self.database_path(channel).exists()
+        con = lake.connect(state, read_only=True, memory_limit=self.memory_limit)
+        try:
+            return lake.has_schema(con, channel)
+        finally:
+            con.close()
+
     @contextmanager
     def connect(self, channel: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the channel's database with the money macros installed (not on a read-only one: DuckDB
-        stores a macro in the file); closed on exit."""
-        path = self.database_path(channel)
-        con = self._open(path, read_only, self.lock_timeout_s, max_delay=2.0)
+        """A connection to the channel's data (its file, or its schema in the lake) with the money macros installed
+        (TEMP: on read-only connections too, and never stored); closed on exit. Read-only on a channel nothing has
+        written yet opens it read-write, as an empty channel."""
+        state = state_from_env()
+        if state.deployed:
+            con = self._open_lake(state, channel, read_only)
+        else:
+            con = self._open(self.database_path(channel), read_only, self.lock_timeout_s, max_delay=2.0)
         try:
-            if not (read_only and path.exists()):
-                install_money_macros(con)
+            install_money_macros(con)
             yield con
         finally:
             con.close()
+
+    def _open_lake(self, state: State, channel: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+        con = lake.connect(state, read_only=read_only, memory_limit=self.memory_limit)
+        if read_only and not lake.has_schema(con, channel):
+            con.close()
+            con = lake.connect(state, memory_limit=self.memory_limit)
+            read_only = False
+        try:
+            lake.use_schema(con, channel, create=not read_only)
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     # -- the seller-level notification store (additive: written by the SQS sensor, read by channel runs) ------------
     def notifications_path(self) -> Path:

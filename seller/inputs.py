@@ -32,6 +32,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from resources.transaction import transaction
 from seller.config import Channel
 
 __all__ = [
@@ -305,20 +306,17 @@ def validated_input(
                 problems.append(_problem(path.name, 1, column, "", f"missing required column {column!r}"))
             if missing:
                 raw = None
-        con.execute("BEGIN")
-        try:
-            if raw is None:
-                _create_empty(con, spec, table)
-                errors = _errors_table(problems)
-            else:
-                row_errors = _validate(con, spec, path.name, raw, channels, channel, table)
-                errors = pa.concat_tables([_errors_table(problems), row_errors]) if problems else row_errors
-            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
-            yield ValidatedInput(spec, path, table, rows, errors)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        # One attempt: the caller's block runs inside the transaction (at the yield) and cannot be run again.
+        for attempt in transaction(con, attempts=1):
+            with attempt:
+                if raw is None:
+                    _create_empty(con, spec, table)
+                    errors = _errors_table(problems)
+                else:
+                    row_errors = _validate(con, spec, path.name, raw, channels, channel, table)
+                    errors = pa.concat_tables([_errors_table(problems), row_errors]) if problems else row_errors
+                rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+                yield ValidatedInput(spec, path, table, rows, errors)
     finally:
         con.execute(f"DROP VIEW IF EXISTS temp.{_CHECKED}")
         con.execute(f"DROP VIEW IF EXISTS temp.{_SCOPED}")

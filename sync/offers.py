@@ -20,6 +20,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from resources.transaction import transaction
+
 __all__ = [
     "OBSERVATION_SCHEMA",
     "SNAPSHOT_SCHEMA",
@@ -82,7 +84,7 @@ CREATE TABLE IF NOT EXISTS offer_snapshots (
     number_of_offers BIGINT, buybox_landed_price DECIMAL(18,2), lowest_landed_price DECIMAL(18,2),
     competitive_price_threshold DECIMAL(18,2), our_buybox BOOLEAN, recorded_at TIMESTAMPTZ NOT NULL
 );
-CREATE TABLE IF NOT EXISTS offer_imports (source VARCHAR PRIMARY KEY, received_through TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS offer_imports (source VARCHAR NOT NULL, received_through TIMESTAMPTZ NOT NULL);
 """
 
 # The sensor stamps a batch's received_at before it waits for the store, so a batch may commit with an older stamp
@@ -210,8 +212,10 @@ ORDER BY asin, seller_id, observed_at
 """
 # A notification is one event per (ASIN, TimeOfOfferChange): a redelivered or re-imported one adds nothing. A pulled
 # ASIN is a new event each time it is asked (Amazon's OffersAvailableTime may repeat), so the plan sees it was asked.
-_APPEND_SNAPSHOTS = """
-INSERT INTO offer_snapshots
+# Staged in a temp table (a DuckLake has no INSERT ... RETURNING): the ASIN of each snapshot added is read back.
+_NEW_SNAPSHOTS = "_new_offer_snapshots"
+_APPEND_SNAPSHOTS = f"""
+CREATE OR REPLACE TEMP TABLE {_NEW_SNAPSHOTS} AS
 SELECT DISTINCT ON (asin, observed_at, status)
        asin, observed_at, $source, status, number_of_offers, CAST(buybox_landed_price AS DECIMAL(18,2)),
        CAST(lowest_landed_price AS DECIMAL(18,2)), CAST(competitive_price_threshold AS DECIMAL(18,2)), our_buybox,
@@ -221,7 +225,6 @@ WHERE observed_at >= $keep_since
   AND ($source = 'pull' OR NOT EXISTS (SELECT 1 FROM offer_snapshots s WHERE s.asin = i.asin
                                        AND s.observed_at = i.observed_at AND s.source = $source))
 ORDER BY asin, observed_at, status
-RETURNING asin
 """
 
 
@@ -243,7 +246,10 @@ def append(
     con.register("incoming_snapshots", snapshots.select(SNAPSHOT_SCHEMA.names))
     try:
         added_obs = con.execute(_APPEND_OBSERVATIONS, params).fetchall()[0][0]
-        added_snaps = [r[0] for r in con.execute(_APPEND_SNAPSHOTS, params).fetchall()]
+        con.execute(_APPEND_SNAPSHOTS, params)
+        con.execute(f"INSERT INTO offer_snapshots SELECT * FROM temp.{_NEW_SNAPSHOTS}")
+        added_snaps = [r[0] for r in con.execute(f"SELECT asin FROM temp.{_NEW_SNAPSHOTS}").fetchall()]
+        con.execute(f"DROP TABLE temp.{_NEW_SNAPSHOTS}")
     finally:
         con.unregister("incoming_observations")
         con.unregister("incoming_snapshots")
@@ -275,6 +281,15 @@ SELECT s.asin, s.event_time AS observed_at, 'ok' AS status, s.number_of_offers, 
        s.lowest_landed_price, s.competitive_price_threshold, s.our_buybox
 FROM offer_change_summaries s JOIN notifications n USING (notification_id, channel)
 WHERE s.channel = $channel AND n.received_at > $since
+"""
+
+
+# One row per source (MERGE INTO: no PRIMARY KEY, which a DuckLake does not have); the mark never moves back.
+_MARK = """
+MERGE INTO offer_imports i USING (SELECT 'notification' AS source, $newest::TIMESTAMPTZ AS received_through) s
+ON i.source = s.source
+WHEN MATCHED THEN UPDATE SET received_through = greatest(i.received_through, s.received_through)
+WHEN NOT MATCHED THEN INSERT VALUES (s.source, s.received_through)
 """
 
 
@@ -314,20 +329,14 @@ def import_notified(
     now: datetime,
     retention_days: int,
 ) -> int:
-    """Append what `load_notified` read and move the import mark; returns the ASINs with a new notified snapshot."""
-    con.execute("BEGIN")
-    try:
-        asins = len(set(append(con, "notification", observations, snapshots, now, retention_days)[1]))
-        if newest is not None:
-            con.execute(
-                "INSERT INTO offer_imports VALUES ('notification', $newest) ON CONFLICT (source) DO UPDATE SET "
-                "received_through = greatest(received_through, excluded.received_through)",
-                {"newest": newest},
-            )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    """Append what `load_notified` read and move the import mark; returns the ASINs with a new notified snapshot.
+    Two imports of one channel at once (the pull's and a prices run's) both move the mark: in a DuckLake the later
+    commit conflicts and runs again, so it skips what the other appended."""
+    for attempt in transaction(con):
+        with attempt:
+            asins = len(set(append(con, "notification", observations, snapshots, now, retention_days)[1]))
+            if newest is not None:
+                con.execute(_MARK, {"newest": newest})
     return asins
 
 

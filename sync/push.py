@@ -51,6 +51,7 @@ from feeds.store import FeedStore
 from resources.archive import write_report
 from resources.spapi import FeedPolling, ServerError, SpApiClient, SpApiError, SpApiTimeout, Throttled, Unauthorized
 from resources.spapi._feeds import JSON_CONTENT_TYPE, TSV_CONTENT_TYPE
+from resources.transaction import transaction
 from seller.config import Channel
 from seller.marketplaces import FBA_CHANNEL_CODE
 from sync.changes import FEED_THRESHOLD, OFFER_COLUMNS, changed_offers_sql, choose_path
@@ -78,10 +79,17 @@ _SENT_SCHEMA = pa.schema(
         ("via", pa.string()),
     ]
 )
-_PUBLISH = (
-    "INSERT OR REPLACE INTO published_state SELECT sku, asin, price_minor, min_minor, max_minor, quantity, "
-    "handling_time_days, via, $run_id, $now FROM push_sent"
-)
+# One row per SKU (push_sent has one per SKU): the values Amazon accepted replace the SKU's previous ones.
+_PUBLISH = """
+MERGE INTO published_state p
+USING (SELECT sku, asin, price_minor, min_minor, max_minor, quantity, handling_time_days, via FROM push_sent) s
+ON p.sku = s.sku
+WHEN MATCHED THEN UPDATE SET asin = s.asin, price_minor = s.price_minor, min_minor = s.min_minor,
+    max_minor = s.max_minor, quantity = s.quantity, handling_time_days = s.handling_time_days, via = s.via,
+    run_id = $run_id, confirmed_at = $now
+WHEN NOT MATCHED THEN INSERT VALUES (s.sku, s.asin, s.price_minor, s.min_minor, s.max_minor, s.quantity,
+    s.handling_time_days, s.via, $run_id, $now)
+"""
 # Real tables of the channel's file that carry one push across its connections (dropped at its end).
 _STAGING = ("push_updates", "push_changed", "push_numbered")
 # Amazon's createdTime against our clock: a feed created this long before the submission was recorded still fits.
@@ -482,27 +490,27 @@ class Push:
             if duplicate:
                 return None
             submission_id = uuid.uuid4().hex
-            con.execute("BEGIN")
-            con.execute(
-                "INSERT INTO submissions (submission_id, channel, feed_type, marketplace_ids, content_hash, messages, "
-                "status, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, 'recorded', ?, ?)",
-                [
-                    submission_id,
-                    self.channel.name,
-                    self.feed_type,
-                    self._marketplaces,
-                    digest,
-                    last - first + 1,
-                    self.run_id,
-                    self.now,
-                ],
-            )
-            con.execute(
-                f"INSERT INTO submission_items SELECT ?, message_id - ? + 1, {OFFER_COLUMNS} FROM push_numbered "
-                "WHERE message_id BETWEEN ? AND ?",
-                [submission_id, first, first, last],
-            )
-            con.execute("COMMIT")
+            for attempt in transaction(con):
+                with attempt:
+                    con.execute(
+                        "INSERT INTO submissions (submission_id, channel, feed_type, marketplace_ids, content_hash, "
+                        "messages, status, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, 'recorded', ?, ?)",
+                        [
+                            submission_id,
+                            self.channel.name,
+                            self.feed_type,
+                            self._marketplaces,
+                            digest,
+                            last - first + 1,
+                            self.run_id,
+                            self.now,
+                        ],
+                    )
+                    con.execute(
+                        f"INSERT INTO submission_items SELECT ?, message_id - ? + 1, {OFFER_COLUMNS} "
+                        "FROM push_numbered WHERE message_id BETWEEN ? AND ?",
+                        [submission_id, first, first, last],
+                    )
         return submission_id
 
     def _submit(self, submission_id: str, document: bytes) -> str:
@@ -700,27 +708,28 @@ class Push:
         self.con.register("push_outcomes", outcomes)
         self.con.register("push_sent", sent)
         params = {"channel": self.channel.name, "run_id": self.run_id, "now": self.now}
-        self.con.execute("BEGIN")
-        for submission_id, status, processing in self.finished:
-            self._set_status(submission_id, status, processing)
-        self.con.execute(_PUBLISH, {"run_id": self.run_id, "now": self.now})
-        self.con.execute(
-            "DELETE FROM published_state WHERE sku IN (SELECT sku FROM push_outcomes WHERE status = 'not_applied')"
-        )
-        self.con.execute(
-            "DELETE FROM sync_history WHERE run_id = $run_id AND operation = 'submit'", {"run_id": self.run_id}
-        )
-        self.con.execute(
-            "INSERT INTO sync_history SELECT $channel, o.sku, u.asin, 'submit', o.status, o.code, o.message, $run_id, "
-            f"$now FROM push_outcomes o LEFT JOIN {updates} u USING (sku)",
-            params,
-        )
-        self.con.execute(
-            f"INSERT INTO sync_history SELECT $channel, u.sku, u.asin, 'submit', 'unchanged', NULL, NULL, $run_id, "
-            f"$now FROM {updates} u WHERE u.sku NOT IN (SELECT sku FROM push_outcomes)",
-            params,
-        )
-        self.con.execute("COMMIT")
+        for attempt in transaction(self.con):
+            with attempt:
+                for submission_id, status, processing in self.finished:
+                    self._set_status(submission_id, status, processing)
+                self.con.execute(_PUBLISH, {"run_id": self.run_id, "now": self.now})
+                self.con.execute(
+                    "DELETE FROM published_state "
+                    "WHERE sku IN (SELECT sku FROM push_outcomes WHERE status = 'not_applied')"
+                )
+                self.con.execute(
+                    "DELETE FROM sync_history WHERE run_id = $run_id AND operation = 'submit'", {"run_id": self.run_id}
+                )
+                self.con.execute(
+                    "INSERT INTO sync_history SELECT $channel, o.sku, u.asin, 'submit', o.status, o.code, o.message, "
+                    f"$run_id, $now FROM push_outcomes o LEFT JOIN {updates} u USING (sku)",
+                    params,
+                )
+                self.con.execute(
+                    "INSERT INTO sync_history SELECT $channel, u.sku, u.asin, 'submit', 'unchanged', NULL, NULL, "
+                    f"$run_id, $now FROM {updates} u WHERE u.sku NOT IN (SELECT sku FROM push_outcomes)",
+                    params,
+                )
         self.con.unregister("push_outcomes")
         self.con.unregister("push_sent")
         self.summary.statuses = dict(

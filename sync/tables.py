@@ -1,4 +1,8 @@
-"""The sync tables of a channel's database: sync_history, published_state and the submission ledger."""
+"""The sync tables of a channel's database: sync_history, published_state and the submission ledger.
+
+No PRIMARY KEY or UNIQUE anywhere (a DuckLake has none): published_state is written with MERGE INTO on `sku`
+(one row per SKU), the ledger's rows are created once under a fresh `submission_id` and then only updated.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ CREATE TABLE IF NOT EXISTS sync_history (
 # The last offer state Amazon confirmed (accepted) per SKU; what change detection compares against.
 PUBLISHED_STATE = """
 CREATE TABLE IF NOT EXISTS published_state (
-    sku VARCHAR PRIMARY KEY, asin VARCHAR, price_minor BIGINT, min_minor BIGINT, max_minor BIGINT, quantity BIGINT,
+    sku VARCHAR, asin VARCHAR, price_minor BIGINT, min_minor BIGINT, max_minor BIGINT, quantity BIGINT,
     handling_time_days BIGINT, via VARCHAR, run_id VARCHAR, confirmed_at TIMESTAMPTZ
 )
 """
@@ -25,7 +29,7 @@ CREATE TABLE IF NOT EXISTS published_state (
 # it is created for: what a feed found by getFeeds must match to be adopted when createFeed's answer was lost).
 SUBMISSIONS = """
 CREATE TABLE IF NOT EXISTS submissions (
-    submission_id VARCHAR PRIMARY KEY, channel VARCHAR, feed_type VARCHAR, content_hash VARCHAR, messages BIGINT,
+    submission_id VARCHAR, channel VARCHAR, feed_type VARCHAR, content_hash VARCHAR, messages BIGINT,
     feed_id VARCHAR, status VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ, submitted_at TIMESTAMPTZ,
     finished_at TIMESTAMPTZ, finished_run_id VARCHAR, processing_status VARCHAR, marketplace_ids VARCHAR[]
 )
