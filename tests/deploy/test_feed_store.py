@@ -1,6 +1,6 @@
 """The deployed mode keeps a channel's feed documents and processing reports in S3 (`<lake>/feeds/<channel>/`), not on
 local disk: the feed assets write them there, the push keeps its report there, and the archive reads them from there.
-The channel's tables are still a local DuckDB file here until `Warehouse.connect` moves to the lake."""
+(The channel's tables are in the lake, `<lake>/lake/`, beside them.)"""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def test_feed_documents_and_reports_live_in_s3(lake_env, s3_url, tmp_path, emula
     feed_id = submission["feed_ids"]
 
     assert not (data / "feeds").exists(), "a feed document or report was written on local disk"
-    lake = {item["Key"] for item in s3.list_objects_v2(Bucket=LAKE_BUCKET).get("Contents", [])}
     prefix = "sales-channel/feeds/us/"
+    lake = {item["Key"] for item in s3.list_objects_v2(Bucket=LAKE_BUCKET, Prefix=prefix).get("Contents", [])}
     assert lake == {prefix + name for name in [*DOCUMENTS, f"reports/{feed_id}.json"]}
     with store.open(f"reports/{feed_id}.json") as body:
         report = json.loads(body.read())
