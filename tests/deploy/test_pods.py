@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,7 +253,28 @@ def make_world(postgres_server: Postgres, s3_url: str, tmp_path: Path) -> Iterat
         conn.close()
 
 
+@contextmanager
+def _deployed(world: World) -> Iterator[None]:
+    """This process in the world's deployed mode, to read the channels' data from the lake."""
+    keys = [k for k in world.env if k.startswith(("SALES_CHANNEL_", "AWS_"))]
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: world.env[k] for k in keys})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _check_converged(world: World, pods: list[Pod]) -> None:
+    with _deployed(world):
+        _converged(world, pods)
+
+
+def _converged(world: World, pods: list[Pod]) -> None:
     for pod in pods:
         seller, marketplace, _ = MARKETPLACES[pod.channel]
         decimals = world.channels[pod.channel].decimals
