@@ -26,7 +26,8 @@ The secret is read once when Dagster sets the resource up for a run (never at co
 out of the resource's config, reprs, logs, metadata and exception messages.
 
 Token cache and throttle state live in `state_dir` (default ``$SALES_CHANNEL_DATA/spapi``), shared by every process
-that points there, so concurrent runs for one seller share one set of rate limits.
+that points there, so concurrent runs for one seller share one set of rate limits. In the deployed mode
+(`SALES_CHANNEL_STATE`) the throttle lives in Postgres and access tokens in the run's memory (`spapi.shared_state`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from resources.spapi import Counters, RetryPolicy, SpApiClient, Throttle, TokenCache, UsagePlan
+from resources.spapi import Counters, RetryPolicy, SpApiClient, Throttle, TokenCache, UsagePlan, shared_state
 from seller.config import ChannelConfigError, config_path, data_dir, load_channels
 
 __all__ = [
@@ -281,14 +282,12 @@ class SpApiResource(dg.ConfigurableResource):
     def _ensure_shared(self) -> None:
         with self._lock:
             if self._throttle is None:
-                state = self.resolved_state_dir
-                self._throttle = Throttle(
-                    state / "throttle.sqlite3",
+                self._throttle, self._token_cache = shared_state(
+                    self.resolved_state_dir,
                     requests_per_minute=self.requests_per_minute,
                     requests_per_day=self.requests_per_day,
                     feed_window_seconds=self.feed_window_seconds,
                 )
-                self._token_cache = TokenCache(state / "lwa-tokens.json")
 
     def close(self) -> None:
         """Close every client's connections (called by Dagster after the run/step)."""

@@ -28,6 +28,7 @@ from resources.spapi._exceptions import (
 from resources.spapi._feeds import FeedPolling, FeedResult, feed_finished_from_notification
 from resources.spapi._json import dumps as dumps_json
 from resources.spapi._signing import AWS_REGIONS
+from resources.spapi._state import shared_state
 from resources.spapi._throttle import Throttle
 from resources.spapi._transport import Counters, OperationCounters, RetryPolicy
 from resources.spapi.operations import NOTIFICATIONS_SCOPE, OPERATIONS, Operation, operation
@@ -64,4 +65,5 @@ __all__ = [
     "dumps_json",
     "feed_finished_from_notification",
     "operation",
+    "shared_state",
 ]

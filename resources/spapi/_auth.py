@@ -3,9 +3,10 @@
 The cache is one JSON file (mode 0600) in the client's state directory, guarded by `fcntl.flock` on a sibling lock
 file, so every thread and every process of one machine shares it. A key is the sha256 of (token URL, client id,
 sha256 of the refresh token or the grantless scope); the file holds access tokens and expiry times only — never a
-refresh token or a client secret. A refresh happens while the lock is held, so only one thread or process talks to
-LWA at a time (single flight) and the others pick up its token. Tokens are reused until shortly before
-`expires_in` (3600 s at Amazon).
+refresh token or a client secret. In the deployed mode (`resources.state`) there is no file: `TokenCache(None)` keeps
+the tokens in this process's memory only (a token per run), shared by its threads. A refresh happens while the lock
+is held, so only one thread or process talks to LWA at a time (single flight) and the others pick up its token.
+Tokens are reused until shortly before `expires_in` (3600 s at Amazon).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ _THREAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
 
-def _thread_lock(path: Path, key: str) -> threading.Lock:
+def _thread_lock(cache: str, key: str) -> threading.Lock:
     with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault((str(path), key), threading.Lock())
+        return _THREAD_LOCKS.setdefault((cache, key), threading.Lock())
 
 
 def _sha256(text: str) -> str:
@@ -56,19 +57,32 @@ class _Entry:
 
 
 class TokenCache:
-    """A file of access tokens shared by every process of the machine (mode 0600, flock-guarded)."""
+    """A file of access tokens shared by every process of the machine (mode 0600, flock-guarded), or with `path`
+    None this process's memory only: nothing is written anywhere."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = None if path is None else Path(path)
+        self._memory: dict[str, _Entry] = {}
+        self._memory_lock = threading.Lock()
+        if self.path is not None:
+            self.lock_path = self.path.with_name(self.path.name + ".lock")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
-        return f"TokenCache({str(self.path)!r})"
+        return f"TokenCache({str(self.path) if self.path else 'memory'!r})"
+
+    @property
+    def name(self) -> str:
+        """What identifies the cache's tokens (the file, or this object for the memory of one process)."""
+        return str(self.path) if self.path is not None else f"memory:{id(self)}"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the machine-wide exclusive lock (blocks until free)."""
+        """Hold the machine-wide exclusive lock (blocks until free); the memory cache's lock is the process's."""
+        if self.path is None:
+            with self._memory_lock:
+                yield
+            return
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -86,6 +100,8 @@ class TokenCache:
         return data if isinstance(data, dict) else {}
 
     def read(self, key: str) -> _Entry | None:
+        if self.path is None:
+            return self._memory.get(key)
         raw = self._load().get(key)
         if not isinstance(raw, dict):
             return None
@@ -97,6 +113,10 @@ class TokenCache:
     def write(self, key: str, entry: _Entry) -> None:
         """Store one entry (call under `locked()`); expired entries are dropped; the file is replaced atomically."""
         now = time.time()
+        if self.path is None:
+            self._memory = {k: v for k, v in self._memory.items() if v.expires_at > now}
+            self._memory[key] = entry
+            return
         data = {k: v for k, v in self._load().items() if isinstance(v, dict) and v.get("expires_at", 0) > now}
         data[key] = {"access_token": entry.access_token, "expires_at": entry.expires_at}
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -142,7 +162,7 @@ class LwaTokenProvider:
         subject = f"rt:{_sha256(refresh_token)}" if refresh_token is not None else f"scope:{scope}"
         self.key = _sha256(f"{token_url}\n{client_id}\n{subject}")
         self._memory: _Entry | None = None
-        self._lock = _thread_lock(cache.path, self.key)
+        self._lock = _thread_lock(cache.name, self.key)
         self.refreshes = 0
 
     def __repr__(self) -> str:

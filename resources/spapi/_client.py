@@ -36,6 +36,7 @@ from resources.spapi._exceptions import (
 from resources.spapi._feeds import FeedsMixin
 from resources.spapi._json import dumps
 from resources.spapi._signing import AWS_REGIONS, SigV4Signer
+from resources.spapi._state import shared_state
 from resources.spapi._throttle import Throttle
 from resources.spapi._transport import Counters, RetryPolicy, ThrottledTransport
 from resources.spapi.operations import Operation, operation
@@ -116,6 +117,7 @@ class SpApiClient(FeedsMixin):
 
     Build it directly (plain Python) or through `SpApiResource.client_for(seller_id)` in Dagster. `state_dir` holds
     the machine-wide token cache and throttle database; point every process of the machine at the same directory.
+    In the deployed mode (`SALES_CHANNEL_STATE`) they are Postgres and this process's memory instead (`shared_state`).
     """
 
     def __init__(
@@ -164,13 +166,14 @@ class SpApiClient(FeedsMixin):
         self._secrets = [s for s in (client_secret, refresh_token, aws_secret_access_key, aws_session_token) if s]
         state = Path(state_dir) if state_dir is not None else Path.home() / ".cache" / "spapi"
         self.state_dir = state
-        self.throttle = throttle or Throttle(
-            state / "throttle.sqlite3",
+        self.throttle, self._token_cache = shared_state(
+            state,
+            throttle=throttle,
+            token_cache=token_cache,
             requests_per_minute=requests_per_minute,
             requests_per_day=requests_per_day,
             feed_window_seconds=feed_window_seconds,
         )
-        self._token_cache = token_cache or TokenCache(state / "lwa-tokens.json")
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._timeout = timeout
         self._retry = retry or RetryPolicy()

@@ -1,11 +1,13 @@
 """Token buckets per seller × operation, the seller's global request caps and the feed-submission windows, shared by
 every process of a machine.
 
-State lives in a small SQLite database in the client's state directory; every decision is one short
-`BEGIN IMMEDIATE` transaction, so two Dagster runs (processes) for the same seller share the same buckets and never
-jointly exceed a limit. A caller *reserves* its token: the bucket may go negative, and the reservation says when the
-caller may send. The caller sleeps outside the lock. Reservations queue callers in order instead of letting them
-race for each freed token, which keeps throughput close to the limit.
+State lives in a small SQLite database in the client's state directory (the embedded default), or, in the deployed
+mode, in Postgres tables of schema `sales_channel` that every machine reaches. Every decision is one short
+transaction (SQLite: `BEGIN IMMEDIATE`; Postgres: row locks on the bucket and on the seller's window owners, never a
+table lock, so different sellers never wait for each other), so two Dagster runs (processes) for the same seller
+share the same buckets and never jointly exceed a limit. A caller *reserves* its token: the bucket may go negative,
+and the reservation says when the caller may send. The caller sleeps outside the lock. Reservations queue callers
+in order instead of letting them race for each freed token, which keeps throughput close to the limit.
 
 Amazon's model (§3.4 of the facts): `rate` tokens/s refill a bucket of size `burst`, one token per call. We run a
 little under Amazon's numbers (`rate_safety`, one token less burst) so that network jitter between our clock and
@@ -40,10 +42,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from resources.spapi._exceptions import Throttled
 
@@ -65,6 +68,27 @@ CREATE TABLE IF NOT EXISTS feed_submissions (
     taken REAL NOT NULL, ended REAL
 );
 CREATE INDEX IF NOT EXISTS feed_submissions_by_owner ON feed_submissions (seller, feed_type);
+"""
+
+# The same tables in Postgres (schema `sales_channel`), plus `throttle_locks`: one row per window owner and per
+# seller × feed type, locked for the decision, since a row lock cannot cover window rows that do not exist yet.
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {schema}.throttle_buckets (
+    seller TEXT NOT NULL, operation TEXT NOT NULL,
+    tokens DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL,
+    rate DOUBLE PRECISION NOT NULL, default_rate DOUBLE PRECISION NOT NULL, burst DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (seller, operation)
+);
+CREATE TABLE IF NOT EXISTS {schema}.throttle_windows (
+    seller TEXT NOT NULL, kind TEXT NOT NULL, slot BIGINT NOT NULL, count BIGINT NOT NULL,
+    PRIMARY KEY (seller, kind, slot)
+);
+CREATE TABLE IF NOT EXISTS {schema}.throttle_feed_submissions (
+    id TEXT PRIMARY KEY, seller TEXT NOT NULL, feed_type TEXT NOT NULL,
+    taken DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS throttle_feed_submissions_by_owner ON {schema}.throttle_feed_submissions (seller, feed_type);
+CREATE TABLE IF NOT EXISTS {schema}.throttle_locks (name TEXT PRIMARY KEY);
 """
 
 # A createFeed call is bounded by the retry policy (minutes at most); a submission whose process died mid-call is
@@ -111,8 +135,105 @@ class _Window:
         return math.floor(self.cap * cap_share + 1e-9)
 
 
+# -- where the state lives ---------------------------------------------------------------------------------------------
+class _Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class _Tx(Protocol):
+    """One open transaction. SQL uses `?` placeholders and the table names `buckets`, `windows`, `feed_submissions`."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor: ...
+
+    def bucket(self, seller: str, operation: str, initial: Callable[[], tuple[Any, ...]] | None) -> Any:
+        """The bucket row (tokens, updated, rate, default_rate, burst), held until the transaction ends; None when
+        there is none, unless the store must create it (with the values `initial()`, when given) to hold it."""
+        ...
+
+    def lock(self, name: str) -> None:
+        """Hold `name` (a window owner's or a feed window's) until the transaction ends."""
+        ...
+
+
+class _Store(Protocol):
+    def transaction(self) -> Any: ...  # a context manager yielding a `_Tx`
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor: ...  # one statement, committed
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+_BUCKET = "SELECT tokens, updated, rate, default_rate, burst FROM buckets WHERE seller=? AND operation=?"
+
+
+class _SqliteTx:
+    """SQLite: `BEGIN IMMEDIATE` already holds the whole file for the transaction; nothing to lock row by row."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.execute = conn.execute
+
+    def bucket(self, seller: str, operation: str, initial: Callable[[], tuple[Any, ...]] | None) -> Any:
+        return self.execute(_BUCKET, (seller, operation)).fetchone()
+
+    def lock(self, name: str) -> None:
+        pass
+
+
+class _SqliteStore:
+    """A SQLite file shared by the processes of one machine (WAL mode), one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connect().executescript(_SCHEMA)
+
+    def describe(self) -> str:
+        return repr(str(self.path))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SqliteTx]:
+        """One short `BEGIN IMMEDIATE` transaction on this thread's connection: committed when the block ends,
+        rolled back when it raises."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTx(conn)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        return self._connect().execute(sql, params)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
 class Throttle:
-    """The shared limiter. Thread-safe; every process that opens the same `path` shares its state.
+    """The shared limiter. Thread-safe; every process that opens the same `path` (a SQLite file: the embedded
+    default) or the same `dsn` (a Postgres URL: the deployed mode) shares its state. Give exactly one of them.
 
     `requests_per_minute` / `requests_per_day` are per seller over all operations (0 = off). `minute_seconds` and
     `day_seconds` exist so tests can shrink the windows; production keeps 60 and 86,400. `feed_window_seconds`
@@ -121,8 +242,9 @@ class Throttle:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         *,
+        dsn: str | None = None,
         requests_per_minute: int = 30,
         requests_per_day: int = 36_000,
         rate_safety: float = 0.97,
@@ -133,12 +255,12 @@ class Throttle:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if (path is None) == (dsn is None):
+            raise ValueError("give the throttle exactly one of path (a SQLite file) or dsn (a Postgres URL)")
         if requests_per_minute < 0 or requests_per_day < 0:
             raise ValueError("request caps must be >= 0 (0 switches a cap off)")
         if not 0 < rate_safety <= 1:
             raise ValueError("rate_safety must be in (0, 1]")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.windows = [
             w
             for w in (
@@ -154,45 +276,23 @@ class Throttle:
         self.burst_margin = burst_margin
         self._clock = clock
         self._sleep = sleep
-        self._local = threading.local()
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+        if dsn is not None:
+            from resources.spapi._throttle_pg import PostgresStore
+
+            self.path: Path | None = None
+            self._store: _Store = PostgresStore(dsn, _PG_SCHEMA)
+        else:
+            assert path is not None
+            self.path = Path(path)
+            self._store = _SqliteStore(self.path)
 
     def __repr__(self) -> str:
         caps = ", ".join(f"{w.kind}={w.cap}" for w in self.windows) or "no caps"
-        return f"Throttle({str(self.path)!r}, {caps})"
-
-    # -- connections ----------------------------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @contextmanager
-    def _immediate(self) -> Iterator[sqlite3.Connection]:
-        """One short `BEGIN IMMEDIATE` transaction on this thread's connection: committed when the block ends,
-        rolled back when it raises."""
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return f"Throttle({self._store.describe()}, {caps})"
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._store.close()
 
     # -- the core decision ------------------------------------------------------------------------------------------
     def _effective(self, rate: float, burst: float) -> tuple[float, float]:
@@ -216,12 +316,19 @@ class Throttle:
         """
         if not 0 < cap_share <= 1:
             raise ValueError(f"cap_share must be in (0, 1], not {cap_share!r}")
-        with self._immediate() as conn:
+        owner = window_owner(seller)
+        # A shared request is also counted in its operation's own windows, which hold floor(cap × share).
+        owners = [owner] if cap_share >= 1 else [owner, f"{owner}#{operation}"]
+        with self._store.transaction() as tx:
+            # Held in this order (bucket, then the owners in list order) by every decision, so none deadlocks; the
+            # clock is read once they are held, so no decision is timed before the one it waited for.
+            row = tx.bucket(
+                seller, operation, lambda: (self._effective(rate, burst)[1], self._clock(), rate, rate, burst)
+            )
+            if self.windows:
+                for who in owners:
+                    tx.lock(f"window:{who}")
             now = self._clock()
-            row = conn.execute(
-                "SELECT tokens, updated, rate, default_rate, burst FROM buckets WHERE seller=? AND operation=?",
-                (seller, operation),
-            ).fetchone()
             if row is None or row[3] != rate:
                 stored_rate = rate
                 tokens = self._effective(rate, burst)[1] if row is None else row[0]
@@ -232,9 +339,6 @@ class Throttle:
             tokens = min(eff_burst, tokens + max(0.0, now - updated) * eff_rate)
             send_at = now if tokens >= 1 else now + (1 - tokens) / eff_rate
             limited_by = "bucket"
-            owner = window_owner(seller)
-            # A shared request is also counted in its operation's own windows, which hold floor(cap × share).
-            owners = [owner] if cap_share >= 1 else [owner, f"{owner}#{operation}"]
             for window in self.windows:
                 share = window.share(cap_share)
                 if share < 1:
@@ -244,7 +348,7 @@ class Throttle:
                         operation=operation,
                     )
                 for who, cap in zip(owners, (window.cap, share), strict=False):
-                    ready = self._window_ready(conn, who, window, send_at, now, cap)
+                    ready = self._window_ready(tx, who, window, send_at, now, cap)
                     if ready > send_at:
                         send_at, limited_by = ready, window.kind
             reserved = limited_by == "bucket"
@@ -259,21 +363,21 @@ class Throttle:
                 tokens -= 1
                 for window in self.windows:
                     for who in owners:
-                        conn.execute(
+                        tx.execute(
                             "INSERT INTO windows(seller, kind, slot, count) VALUES (?,?,?,1) "
-                            "ON CONFLICT(seller, kind, slot) DO UPDATE SET count = count + 1",
+                            "ON CONFLICT(seller, kind, slot) DO UPDATE SET count = windows.count + 1",
                             (who, window.kind, window.slot(send_at)),
                         )
-            conn.execute(
-                "INSERT OR REPLACE INTO buckets(seller, operation, tokens, updated, rate, default_rate, burst) "
-                "VALUES (?,?,?,?,?,?,?)",
+            tx.execute(
+                "INSERT INTO buckets(seller, operation, tokens, updated, rate, default_rate, burst) "
+                "VALUES (?,?,?,?,?,?,?) ON CONFLICT(seller, operation) DO UPDATE SET tokens = excluded.tokens, "
+                "updated = excluded.updated, rate = excluded.rate, default_rate = excluded.default_rate, "
+                "burst = excluded.burst",
                 (seller, operation, tokens, now, stored_rate, rate, burst),
             )
         return Reservation(max(0.0, send_at - now), reserved, limited_by)
 
-    def _window_ready(
-        self, conn: sqlite3.Connection, seller: str, window: _Window, at: float, now: float, cap: int
-    ) -> float:
+    def _window_ready(self, tx: _Tx, seller: str, window: _Window, at: float, now: float, cap: int) -> float:
         """The earliest time ≥ `at` at which one more request fits every span of `window` that contains it, a span
         counting as full at `cap` requests (the window's cap, or the caller's share of it).
 
@@ -284,8 +388,8 @@ class Throttle:
         """
         span = window.slots
         first = window.slot(now) - span
-        conn.execute("DELETE FROM windows WHERE seller=? AND kind=? AND slot < ?", (seller, window.kind, first))
-        rows = conn.execute(
+        tx.execute("DELETE FROM windows WHERE seller=? AND kind=? AND slot < ?", (seller, window.kind, first))
+        rows = tx.execute(
             "SELECT slot, count FROM windows WHERE seller=? AND kind=? ORDER BY slot", (seller, window.kind)
         ).fetchall()
         if sum(count for _, count in rows) < cap:
@@ -356,25 +460,27 @@ class Throttle:
         try:
             yield waited
         finally:
-            self._connect().execute("UPDATE feed_submissions SET ended=? WHERE id=?", (self._clock(), taken))
+            self._store.execute("UPDATE feed_submissions SET ended=? WHERE id=?", (self._clock(), taken))
 
     def _take_feed_slot(
         self, seller: str, feed_type: str, limit: int, period: float, deadline: float | None
     ) -> tuple[str | None, float]:
         """(the submission's id, 0) when one fits now, else (None, seconds until one may)."""
-        with self._immediate() as conn:
+        with self._store.transaction() as tx:
+            tx.lock(f"feed:{seller}:{feed_type}")
             now = self._clock()
-            rows = conn.execute(
+            rows = tx.execute(
                 "SELECT id, taken, ended FROM feed_submissions WHERE seller=? AND feed_type=?", (seller, feed_type)
             ).fetchall()
             # A call still in flight counts as sent now (a dead process's, at the latest time it could have been).
             sent = {row[0]: row[2] if row[2] is not None else min(now, row[1] + _IN_FLIGHT_LIMIT) for row in rows}
             gone = [key for key, at in sent.items() if at <= now - period]
-            conn.executemany("DELETE FROM feed_submissions WHERE id=?", [(key,) for key in gone])
+            for key in gone:
+                tx.execute("DELETE FROM feed_submissions WHERE id=?", (key,))
             times = sorted(at for key, at in sent.items() if key not in gone)
             if len(times) < limit:
                 taken = uuid.uuid4().hex
-                conn.execute(
+                tx.execute(
                     "INSERT INTO feed_submissions(id, seller, feed_type, taken) VALUES (?,?,?,?)",
                     (taken, seller, feed_type, now),
                 )
@@ -393,8 +499,7 @@ class Throttle:
         """Use the rate Amazon reported in `x-amzn-RateLimit-Limit`; True when it changed the stored rate."""
         if not rate > 0 or not math.isfinite(rate):
             return False
-        conn = self._connect()
-        cur = conn.execute(
+        cur = self._store.execute(
             "UPDATE buckets SET rate=? WHERE seller=? AND operation=? AND abs(rate - ?) > 1e-9",
             (rate, seller, operation, rate),
         )
@@ -402,26 +507,20 @@ class Throttle:
 
     def on_throttled(self, seller: str, operation: str) -> None:
         """Amazon answered 429: its bucket is empty, so ours must not hold tokens either (queued reservations stay)."""
-        with self._immediate() as conn:
+        with self._store.transaction() as tx:
+            row = tx.bucket(seller, operation, None)
             now = self._clock()
-            row = conn.execute(
-                "SELECT tokens, updated, rate, burst FROM buckets WHERE seller=? AND operation=?", (seller, operation)
-            ).fetchone()
             if row is not None:
-                eff_rate, eff_burst = self._effective(row[2], row[3])
+                eff_rate, eff_burst = self._effective(row[2], row[4])
                 tokens = min(eff_burst, row[0] + max(0.0, now - row[1]) * eff_rate)
-                conn.execute(
+                tx.execute(
                     "UPDATE buckets SET tokens=?, updated=? WHERE seller=? AND operation=?",
                     (min(tokens, 0.0), now, seller, operation),
                 )
 
     def snapshot(self, seller: str, operation: str) -> dict[str, float] | None:
         """The stored bucket (tokens as of its last update, rate, burst), for tests and diagnostics."""
-        row = (
-            self._connect()
-            .execute(
-                "SELECT tokens, updated, rate, burst FROM buckets WHERE seller=? AND operation=?", (seller, operation)
-            )
-            .fetchone()
-        )
+        row = self._store.execute(
+            "SELECT tokens, updated, rate, burst FROM buckets WHERE seller=? AND operation=?", (seller, operation)
+        ).fetchone()
         return None if row is None else {"tokens": row[0], "updated": row[1], "rate": row[2], "burst": row[3]}

@@ -1,10 +1,14 @@
-"""The shared token buckets and global caps, with an injected clock (pure logic, no HTTP)."""
+"""The shared token buckets and global caps, with an injected clock (pure logic, no HTTP).
+
+Every test takes the throttle's location from the `where` fixture: a SQLite file here (the embedded default);
+tests/deploy/test_throttle_postgres.py runs the same tests again with `where` giving Postgres databases."""
 
 from __future__ import annotations
 
 import math
 import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,25 +27,34 @@ class FakeClock:
         self.now += seconds
 
 
-def make(tmp_path: Path, clock: FakeClock, **kwargs) -> Throttle:
+# name -> the keyword arguments that place a throttle's state there (`path=` or `dsn=`); one name, one shared state.
+Where = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+def where(tmp_path: Path) -> Where:
+    return lambda name: {"path": str(tmp_path / f"{name}.sqlite3")}
+
+
+def make(where: Where, clock: FakeClock, name: str = "t", **kwargs) -> Throttle:
     kwargs.setdefault("requests_per_minute", 0)
     kwargs.setdefault("requests_per_day", 0)
     kwargs.setdefault("rate_safety", 1.0)
     kwargs.setdefault("burst_margin", 0)
-    return Throttle(tmp_path / "t.sqlite3", clock=clock, sleep=clock.sleep, **kwargs)
+    return Throttle(**where(name), clock=clock, sleep=clock.sleep, **kwargs)
 
 
-def test_burst_then_rate(tmp_path: Path) -> None:
+def test_burst_then_rate(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock)
+    throttle = make(where, clock)
     waits = [throttle.reserve("S", "op", 2.0, 3).wait for _ in range(6)]
     # Three tokens at once, then one every 1/rate = 0.5 s, queued behind each other (reservations).
     assert waits == pytest.approx([0, 0, 0, 0.5, 1.0, 1.5])
 
 
-def test_refill_is_capped_at_burst(tmp_path: Path) -> None:
+def test_refill_is_capped_at_burst(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock)
+    throttle = make(where, clock)
     for _ in range(3):
         throttle.reserve("S", "op", 1.0, 3)
     clock.now += 100
@@ -49,25 +62,25 @@ def test_refill_is_capped_at_burst(tmp_path: Path) -> None:
     assert waits == pytest.approx([0, 0, 0, 1.0])
 
 
-def test_buckets_are_per_seller_and_operation(tmp_path: Path) -> None:
+def test_buckets_are_per_seller_and_operation(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock)
+    throttle = make(where, clock)
     assert throttle.reserve("S1", "op", 1.0, 1).wait == 0
     assert throttle.reserve("S1", "op", 1.0, 1).wait == pytest.approx(1.0)
     assert throttle.reserve("S2", "op", 1.0, 1).wait == 0
     assert throttle.reserve("S1", "other", 1.0, 1).wait == 0
 
 
-def test_safety_margins_run_below_amazons_numbers(tmp_path: Path) -> None:
+def test_safety_margins_run_below_amazons_numbers(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock, rate_safety=0.5, burst_margin=1)
+    throttle = make(where, clock, rate_safety=0.5, burst_margin=1)
     waits = [throttle.reserve("S", "op", 2.0, 3).wait for _ in range(3)]
     assert waits == pytest.approx([0, 0, 1.0])  # burst 3-1 = 2, rate 2*0.5 = 1/s
 
 
-def test_adopts_reported_rate_and_drains_on_429(tmp_path: Path) -> None:
+def test_adopts_reported_rate_and_drains_on_429(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock)
+    throttle = make(where, clock)
     throttle.reserve("S", "op", 1.0, 1)
     assert throttle.adopt_rate("S", "op", 4.0) is True
     assert throttle.adopt_rate("S", "op", 4.0) is False
@@ -80,18 +93,18 @@ def test_adopts_reported_rate_and_drains_on_429(tmp_path: Path) -> None:
     assert throttle.snapshot("S", "op")["rate"] == 0.5
 
 
-def test_deadline_raises_without_reserving(tmp_path: Path) -> None:
+def test_deadline_raises_without_reserving(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock)
+    throttle = make(where, clock)
     throttle.reserve("S", "op", 0.1, 1)
     with pytest.raises(Throttled, match="bucket"):
         throttle.reserve("S", "op", 0.1, 1, deadline=clock.now + 5)
     assert throttle.reserve("S", "op", 0.1, 1).wait == pytest.approx(10.0)  # the failed call took nothing
 
 
-def test_minute_cap_spans_operations(tmp_path: Path) -> None:
+def test_minute_cap_spans_operations(where: Where) -> None:
     clock = FakeClock(start=600.0)  # on a slot boundary
-    throttle = make(tmp_path, clock, requests_per_minute=3)
+    throttle = make(where, clock, requests_per_minute=3)
     assert [throttle.reserve("S", f"op{i}", 100, 100).reserved for i in range(3)] == [True] * 3
     blocked = throttle.reserve("S", "op9", 100, 100)
     assert not blocked.reserved and blocked.limited_by == "minute"
@@ -101,9 +114,9 @@ def test_minute_cap_spans_operations(tmp_path: Path) -> None:
     assert waited == pytest.approx(61.0)
 
 
-def test_minute_cap_is_the_sellers_across_regions(tmp_path: Path) -> None:
+def test_minute_cap_is_the_sellers_across_regions(where: Where) -> None:
     clock = FakeClock(start=600.0)
-    throttle = make(tmp_path, clock, requests_per_minute=3)
+    throttle = make(where, clock, requests_per_minute=3)
     # buckets are per seller × region, the module's cap is per seller: na and eu of one seller share it
     assert [throttle.reserve(f"S@{region}", "op", 100, 100).reserved for region in ("na", "eu", "fe")] == [True] * 3
     blocked = throttle.reserve("S@eu", "other", 100, 100)
@@ -111,20 +124,20 @@ def test_minute_cap_is_the_sellers_across_regions(tmp_path: Path) -> None:
     assert throttle.reserve("T@eu", "op", 100, 100).reserved
 
 
-def test_day_cap_and_zero_disables(tmp_path: Path) -> None:
+def test_day_cap_and_zero_disables(where: Where) -> None:
     clock = FakeClock(start=86_400.0 * 10)
-    throttle = make(tmp_path, clock, requests_per_day=2)
+    throttle = make(where, clock, requests_per_day=2)
     throttle.reserve("S", "a", 100, 100)
     throttle.reserve("S", "b", 100, 100)
     with pytest.raises(Throttled, match="day"):
         throttle.reserve("S", "c", 100, 100, deadline=clock.now + 3600)
-    unlimited = Throttle(tmp_path / "u.sqlite3", requests_per_minute=0, requests_per_day=0, clock=clock)
+    unlimited = Throttle(**where("u"), requests_per_minute=0, requests_per_day=0, clock=clock)
     assert all(unlimited.reserve("S", "a", 1000, 1000).wait == 0 for _ in range(50))
 
 
-def test_never_exceeds_cap_in_any_window(tmp_path: Path) -> None:
+def test_never_exceeds_cap_in_any_window(where: Where) -> None:
     clock = FakeClock(start=12_345.678)
-    throttle = make(tmp_path, clock, requests_per_minute=5, minute_seconds=6.0)
+    throttle = make(where, clock, requests_per_minute=5, minute_seconds=6.0)
     sent = []
     for _ in range(40):
         throttle.acquire("S", "op", 1000, 1000)
@@ -133,8 +146,8 @@ def test_never_exceeds_cap_in_any_window(tmp_path: Path) -> None:
         assert sum(1 for t in sent if start <= t < start + 6.0) <= 5
 
 
-def _hammer(path: str, n: int, out) -> None:  # runs in a spawned process
-    throttle = Throttle(path, requests_per_minute=0, requests_per_day=0, rate_safety=1.0, burst_margin=0)
+def _hammer(location: dict[str, str], n: int, out) -> None:  # runs in a spawned process
+    throttle = Throttle(**location, requests_per_minute=0, requests_per_day=0, rate_safety=1.0, burst_margin=0)
     stamps = []
     for _ in range(n):
         throttle.acquire("S", "op", 20.0, 2)
@@ -142,12 +155,12 @@ def _hammer(path: str, n: int, out) -> None:  # runs in a spawned process
     out.put(stamps)
 
 
-def test_two_processes_share_one_bucket(tmp_path: Path) -> None:
+def test_two_processes_share_one_bucket(where: Where) -> None:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    path = str(tmp_path / "shared.sqlite3")
-    Throttle(path)  # create the schema once
-    procs = [ctx.Process(target=_hammer, args=(path, 15, queue)) for _ in range(2)]
+    location = where("shared")
+    Throttle(**location)  # create the schema once
+    procs = [ctx.Process(target=_hammer, args=(location, 15, queue)) for _ in range(2)]
     for p in procs:
         p.start()
     stamps = sorted(queue.get(timeout=60) + queue.get(timeout=60))
@@ -184,20 +197,20 @@ def _simulate(
     return sorted(sent)
 
 
-def test_a_reservation_in_the_future_keeps_the_window_history_of_the_others(tmp_path: Path) -> None:
+def test_a_reservation_in_the_future_keeps_the_window_history_of_the_others(where: Where) -> None:
     # A 3/minute cap, one slow operation (createFeed's rate: a token every 120 s, reserved that far ahead) and a
     # fast one. Pruning the history before the slow reservation's own window let the fast one send 5 in 60 s.
     clock = FakeClock(start=600.0)
-    throttle = make(tmp_path, clock, requests_per_minute=3)
+    throttle = make(where, clock, requests_per_minute=3)
     sent = _simulate(throttle, clock, [("slow", 0.0083, 1), ("fast", 100, 100)], 600)
     assert len(sent) >= 25  # the cap, not a stall, is what limits them: ~3 a minute
     assert _most_in_any_window(sent, 60.0) <= 3
 
 
-def test_no_minute_or_day_window_ever_exceeds_its_cap_with_reservations_ahead(tmp_path: Path) -> None:
+def test_no_minute_or_day_window_ever_exceeds_its_cap_with_reservations_ahead(where: Where) -> None:
     clock = FakeClock(start=7_777.7)
     # Day window shrunk to 600 s (slots of 0.417 s) so both caps bind in a 30-minute run.
-    throttle = make(tmp_path, clock, requests_per_minute=4, requests_per_day=25, day_seconds=600.0)
+    throttle = make(where, clock, requests_per_minute=4, requests_per_day=25, day_seconds=600.0)
     actors = [("createFeed", 0.0083, 1), ("getOrders", 0.0167, 2), ("slow", 0.05, 1)]
     actors += [("fast", 50, 10), ("fast", 50, 10)]
     sent = _simulate(throttle, clock, actors, 1800)
@@ -207,9 +220,9 @@ def test_no_minute_or_day_window_ever_exceeds_its_cap_with_reservations_ahead(tm
 
 
 # -- a request's share of the caps (the budgeted offers pull leaves the rest to pushes) --------------------------------
-def test_a_cap_share_bounds_the_operations_own_requests_and_the_cap_bounds_all(tmp_path: Path) -> None:
+def test_a_cap_share_bounds_the_operations_own_requests_and_the_cap_bounds_all(where: Where) -> None:
     clock = FakeClock(start=600.0)  # on a slot boundary
-    throttle = make(tmp_path, clock, requests_per_minute=10)
+    throttle = make(where, clock, requests_per_minute=10)
     # Two pushes first: they do not eat the pull's share, the pull gets its 5 (its own requests only).
     assert [throttle.reserve("S", "push", 100, 100).reserved for _ in range(2)] == [True] * 2
     assert [throttle.reserve("S", "pull", 100, 100, cap_share=0.5).reserved for _ in range(5)] == [True] * 5
@@ -221,16 +234,16 @@ def test_a_cap_share_bounds_the_operations_own_requests_and_the_cap_bounds_all(t
     assert not throttle.reserve("S", "push", 100, 100).reserved
     # A full cap stops the pull too, whatever is left of its share.
     clock.now += 61.0
-    throttle2 = make(tmp_path / "full", clock, requests_per_minute=10)
+    throttle2 = make(where, clock, name="full", requests_per_minute=10)
     assert [throttle2.reserve("S", "push", 100, 100).reserved for _ in range(8)] == [True] * 8
     assert [throttle2.reserve("S", "pull", 100, 100, cap_share=0.5).reserved for _ in range(3)] == [True, True, False]
     # 100 × 0.29 is 28.999… in floats: still 29 requests.
-    assert Throttle(tmp_path / "f.sqlite3", requests_per_minute=100).windows[0].share(0.29) == 29
+    assert Throttle(**where("f"), requests_per_minute=100).windows[0].share(0.29) == 29
 
 
-def test_a_cap_share_with_a_deadline_says_no_at_once_and_reserves_nothing(tmp_path: Path) -> None:
+def test_a_cap_share_with_a_deadline_says_no_at_once_and_reserves_nothing(where: Where) -> None:
     clock = FakeClock(start=600.0)
-    throttle = make(tmp_path, clock, requests_per_minute=4, requests_per_day=100)
+    throttle = make(where, clock, requests_per_minute=4, requests_per_day=100)
     throttle.acquire("S", "pull", 100, 100, cap_share=0.5)
     throttle.acquire("S", "pull", 100, 100, cap_share=0.5)
     with pytest.raises(Throttled, match="minute limit at a 0.5 share"):
@@ -247,9 +260,9 @@ def test_a_cap_share_with_a_deadline_says_no_at_once_and_reserves_nothing(tmp_pa
         throttle.reserve("S", "pull", 100, 100, cap_share=0.0)
 
 
-def test_a_pull_at_half_the_caps_never_holds_more_and_the_pushes_get_the_rest(tmp_path: Path) -> None:
+def test_a_pull_at_half_the_caps_never_holds_more_and_the_pushes_get_the_rest(where: Where) -> None:
     clock = FakeClock(start=9_999.9)
-    throttle = make(tmp_path, clock, requests_per_minute=10, requests_per_day=120, day_seconds=900.0)
+    throttle = make(where, clock, requests_per_minute=10, requests_per_day=120, day_seconds=900.0)
     pull_free_at, pulls, pushes, push_waits = clock.now, [], [], []
     end = clock.now + 3600
     while clock.now < end:
@@ -278,9 +291,9 @@ def _submit(throttle: Throttle, owner: str, clock: FakeClock, max_wait: float | 
         return clock.now
 
 
-def test_feed_submissions_wait_for_the_window_and_stay_per_seller_region_and_type(tmp_path: Path) -> None:
+def test_feed_submissions_wait_for_the_window_and_stay_per_seller_region_and_type(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock)
+    throttle = make(where, clock)
     start = clock.now
     sent = [_submit(throttle, "S@eu", clock) for _ in range(12)]
     assert sent[:5] == [start] * 5
@@ -293,9 +306,9 @@ def test_feed_submissions_wait_for_the_window_and_stay_per_seller_region_and_typ
         assert waited == 0
 
 
-def test_a_feed_submission_in_flight_counts_and_keeps_the_time_its_call_ended(tmp_path: Path) -> None:
+def test_a_feed_submission_in_flight_counts_and_keeps_the_time_its_call_ended(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock)
+    throttle = make(where, clock)
     for _ in range(4):
         _submit(throttle, "S@eu", clock)
     with throttle.feed_submission("S@eu", "JSON_LISTINGS_FEED", 5, 300.0):
@@ -310,15 +323,15 @@ def test_a_feed_submission_in_flight_counts_and_keeps_the_time_its_call_ended(tm
     assert _submit(throttle, "S@eu", clock, max_wait=101.0) == pytest.approx(1_000_000.0 + 400.0)
 
 
-def test_shrunk_feed_window_is_the_test_hook(tmp_path: Path) -> None:
+def test_shrunk_feed_window_is_the_test_hook(where: Where) -> None:
     clock = FakeClock()
-    throttle = make(tmp_path, clock, feed_window_seconds=2.0)
+    throttle = make(where, clock, feed_window_seconds=2.0)
     sent = [_submit(throttle, "S@eu", clock) for _ in range(6)]
     assert sent[5] - sent[0] == pytest.approx(2.0)
 
 
-def _feeds(path: str, owner: str, n: int, out) -> None:  # runs in a spawned process
-    throttle = Throttle(path, requests_per_minute=0, requests_per_day=0, feed_window_seconds=1.0)
+def _feeds(location: dict[str, str], owner: str, n: int, out) -> None:  # runs in a spawned process
+    throttle = Throttle(**location, requests_per_minute=0, requests_per_day=0, feed_window_seconds=1.0)
     stamps = []
     for _ in range(n):
         with throttle.feed_submission(owner, "JSON_LISTINGS_FEED", 5, 300.0, max_wait=30.0):
@@ -326,15 +339,15 @@ def _feeds(path: str, owner: str, n: int, out) -> None:  # runs in a spawned pro
     out.put((owner, stamps))
 
 
-def test_two_processes_of_one_eu_seller_share_its_feed_window(tmp_path: Path) -> None:
+def test_two_processes_of_one_eu_seller_share_its_feed_window(where: Where) -> None:
     # uk and de of one EU seller (two runs, two processes) take 8 submissions each; another region and another
     # seller submit alongside. The window is shrunk to 1 s: 5 per second for S@eu, whoever submits.
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    path = str(tmp_path / "shared.sqlite3")
-    Throttle(path)
+    location = where("shared")
+    Throttle(**location)
     jobs = [("S@eu", 8), ("S@eu", 8), ("S@na", 5), ("T@eu", 5)]
-    procs = [ctx.Process(target=_feeds, args=(path, owner, n, queue)) for owner, n in jobs]
+    procs = [ctx.Process(target=_feeds, args=(location, owner, n, queue)) for owner, n in jobs]
     for p in procs:
         p.start()
     results = [queue.get(timeout=60) for _ in procs]
@@ -346,3 +359,85 @@ def test_two_processes_of_one_eu_seller_share_its_feed_window(tmp_path: Path) ->
     for owner, stamps in results:
         if owner != "S@eu":
             assert stamps[-1] - stamps[0] < 0.5, owner  # five at once: not slowed by S@eu
+
+
+# -- many processes, several sellers, one state ------------------------------------------------------------------------
+RATE, BURST = 2.0, 2  # every bucket: a token every 0.5 s
+CAP, CAP_SECONDS = 15, 3.0  # the module's per-seller cap, its window shrunk to 3 s
+JOBS = [  # (budget owner, operation, cap share) of each process
+    ("A@eu", "op", 1.0),
+    ("A@eu", "op", 1.0),  # the same bucket as the first
+    ("A@na", "op", 1.0),  # the same seller in another region: a bucket of its own, the seller's caps
+    ("A@eu", "pull", 0.5),  # at most 7 of A's 15, in windows of its own
+    ("B@eu", "op", 1.0),
+    ("B@eu", "op", 1.0),
+]
+
+
+def _grants(location: dict[str, str], job: tuple[str, str, float], seconds: float, barrier, out) -> None:
+    """Runs in a spawned process: reserve again and again for `seconds`, sleeping as `acquire` does; the time each
+    granted token may be used (the decision's own clock reading + its wait)."""
+    seller, operation, share = job
+    last = [0.0]
+
+    def clock() -> float:
+        last[0] = time.time()
+        return last[0]
+
+    throttle = Throttle(
+        **location,
+        requests_per_minute=CAP,
+        requests_per_day=0,
+        minute_seconds=CAP_SECONDS,
+        rate_safety=1.0,
+        burst_margin=0,
+        clock=clock,
+    )
+    barrier.wait(60)
+    end, grants = time.time() + seconds, []
+    while time.time() < end:
+        reservation = throttle.reserve(seller, operation, RATE, BURST, cap_share=share)
+        if reservation.reserved:
+            grants.append(last[0] + reservation.wait)
+        time.sleep(reservation.wait)
+    out.put((job, grants))
+
+
+def _bucket_ok(times: list[float]) -> bool:
+    """No span [t_i, t_j] holds more grants than the bucket allows: its burst plus its refill over the span."""
+    times = sorted(times)
+    return all(
+        j - i + 1 <= BURST + RATE * (times[j] - times[i]) + 1e-6
+        for i in range(len(times))
+        for j in range(i, len(times))
+    )
+
+
+def test_processes_of_several_sellers_never_exceed_a_bucket_or_a_cap(where: Where) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue, barrier = ctx.Queue(), ctx.Barrier(len(JOBS))
+    location = where("shared")
+    Throttle(**location)  # create the schema once
+    procs = [ctx.Process(target=_grants, args=(location, job, 6.0, barrier, queue)) for job in JOBS]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    by_bucket: dict[tuple[str, str], list[float]] = {}
+    by_seller: dict[str, list[float]] = {}
+    pulls: list[float] = []
+    for (seller, operation, share), grants in results:
+        by_bucket.setdefault((seller, operation), []).extend(grants)
+        by_seller.setdefault(seller.split("@")[0], []).extend(grants)
+        if share < 1:
+            pulls.extend(grants)
+    for bucket, grants in by_bucket.items():
+        assert _bucket_ok(grants), bucket
+    for seller, grants in by_seller.items():
+        assert _most_in_any_window(grants, CAP_SECONDS) <= CAP, seller
+    assert _most_in_any_window(pulls, CAP_SECONDS) <= 7
+    # and the limits are used, not just respected: A's demand (three buckets, 6/s) fills its cap (5/s); B's two
+    # processes share one bucket (2/s) and are not held back by A.
+    assert len(by_seller["A"]) >= 1.5 * CAP
+    assert len(by_seller["B"]) >= BURST + RATE * 5.0
