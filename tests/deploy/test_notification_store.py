@@ -25,6 +25,8 @@ from pipelines import sensors
 from resources import notification_store
 from resources.warehouse import Warehouse
 from sync.notifications import Received, prepare_batch, store_batch
+from sync.order_poll import poll_orders
+from tests.deploy.store_worker import Orders
 from tests.notifications.helpers import (
     CHANNELS,
     SELLER,
@@ -117,16 +119,64 @@ def test_a_store_transaction_that_loses_to_another_process_is_run_again(data_dir
         other.register("incoming", batch.table("notifications"))
         other.execute("INSERT INTO notifications SELECT * FROM incoming")
         result: dict = {}
-        thread = threading.Thread(target=lambda: result.update(fresh=store_batch(sensor, both)))
+
+        def store() -> None:
+            try:
+                result["fresh"] = store_batch(sensor, both)
+            except duckdb.Error as exc:
+                result["error"] = str(exc)
+
+        thread = threading.Thread(target=store)
         thread.start()
         time.sleep(1.0)  # the sensor's COPY now waits on the other's uncommitted key
         other.execute("COMMIT")
         thread.join(30)
+    assert "error" not in result, result["error"]
     assert [r["subject"] for r in result["fresh"]] == ["111-0000001-0000002"]
     assert store_rows(data_dir, "SELECT subject, count(*) FROM notifications GROUP BY ALL ORDER BY ALL") == [
         ("111-0000001-0000001", 1),
         ("111-0000001-0000002", 1),
     ]
+
+
+def test_an_order_poll_page_that_loses_to_another_process_is_run_again(data_dir):
+    """Another process writes the seller x region's poll state (uncommitted) while a poll stores its page: the
+    page's transaction waits, fails on the key once the other commits, and runs again; the poll's state wins."""
+    warehouse = Warehouse(data_dir=str(data_dir))
+    order = {
+        "orderId": "222-0000001-0000001",
+        "lastUpdatedTime": "2026-12-06T09:00:00Z",
+        "salesChannel": {"marketplaceId": "ATVPDKIKX0DER"},
+        "fulfillment": {"fulfillmentStatus": "UNSHIPPED", "fulfilledBy": "MERCHANT"},
+        "orderItems": [{"orderItemId": "1", "quantityOrdered": 2, "product": {"sellerSku": "FBM-1"}}],
+    }
+    result: dict = {}
+
+    def poll() -> None:
+        try:
+            result["poll"] = poll_orders(
+                Orders([order], 10), SELLER, "na", {"ATVPDKIKX0DER": "us"}, warehouse.connect_notifications
+            )
+        except duckdb.Error as exc:
+            result["error"] = str(exc)
+
+    with warehouse.connect_notifications() as other:
+        other.execute("BEGIN")
+        other.execute(
+            "INSERT INTO order_poll_state (seller_id, region, last_outcome) VALUES ($seller, 'na', 'other')",
+            {"seller": SELLER},
+        )
+        thread = threading.Thread(target=poll)
+        thread.start()
+        time.sleep(1.0)  # the poll's page now waits on the other's uncommitted key
+        other.execute("COMMIT")
+        thread.join(30)
+    assert "error" not in result, result["error"]
+    assert result["poll"].stored == 1
+    assert store_rows(data_dir, "SELECT region, watermark, last_outcome FROM order_poll_state") == [
+        ("na", datetime(2026, 12, 6, 9, tzinfo=UTC), "complete")
+    ]
+    assert store_rows(data_dir, "SELECT amazon_order_id FROM polled_orders") == [("222-0000001-0000001",)]
 
 
 def test_offer_notifications_in_the_store_reach_the_channel_by_arrow(lake_env, tmp_path):
