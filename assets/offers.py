@@ -43,7 +43,7 @@ def mapped_asins(con: duckdb.DuckDBPyConnection) -> str:
 def import_notified(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, channel: Channel, now: datetime) -> int:
     """The channel's ANY_OFFER_CHANGED rows stored since the last import → observations; returns the ASINs."""
     offers.ensure_tables(con)
-    if not warehouse.notifications_path().exists():
+    if not warehouse.has_notifications():
         return 0
     since = offers.notified_since(con)
     with warehouse.connect_notifications(read_only=True) as store:  # one short read: the sensor writes this file

@@ -130,7 +130,7 @@ def order_assets(context: dg.AssetExecutionContext, config: OrdersConfig, wareho
     merged = pa.table({n: [] for n in _ORDERS.names}, schema=_ORDERS)
     items = pa.table({n: [] for n in _ITEMS.names}, schema=_ITEMS)
     polled, missed = 0, []
-    if warehouse.notifications_path().exists():
+    if warehouse.has_notifications():
         with warehouse.connect_notifications(read_only=True) as store:  # one short read: the sensor writes this file
             present = {r[0] for r in store.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if {"order_changes", "order_change_items", "notifications"} <= present:

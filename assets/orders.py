@@ -70,7 +70,7 @@ def reservations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     held = pa.table({n: [] for n in _EMPTY_RESERVATIONS.names}, schema=_EMPTY_RESERVATIONS)
     states = pa.table({n: [] for n in _EMPTY_STATES.names}, schema=_EMPTY_STATES)
     by_channel: dict[str, int] = dict.fromkeys(seller, 0)
-    if warehouse.notifications_path().exists():
+    if warehouse.has_notifications():
         with warehouse.connect_notifications(read_only=True) as store:
             present = {r[0] for r in store.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if {"order_changes", "order_change_items"} <= present:

@@ -271,7 +271,7 @@ def stored_since(
     warehouse: Warehouse, since: str | None, channels: Mapping[str, Channel]
 ) -> tuple[dict[tuple[str, str], int], str | None]:
     """(channel, job) → notifications stored after `since` (an ISO received_at), and the newest received_at."""
-    if not warehouse.notifications_path().exists():
+    if not warehouse.has_notifications():
         return {}, since
     after = datetime.fromisoformat(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
     with warehouse.connect_notifications() as con:
@@ -435,7 +435,7 @@ def order_poll_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse)
     (our clock), so versions stored by a poll whose run died later are acted on all the same. A channel whose
     inventory run is queued and not started is skipped: that run reads the store when it starts."""
     since = datetime.fromisoformat(context.cursor) if context.cursor else None
-    if not warehouse.notifications_path().exists():
+    if not warehouse.has_notifications():
         return dg.SensorResult(skip_reason="no notification store yet (no order poll has run)")
     with warehouse.connect_notifications(read_only=True) as store:
         changed, newest = stock_changes_since(store, since)

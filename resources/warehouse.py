@@ -20,7 +20,7 @@ import dagster as dg
 import duckdb
 
 from pricing.money import install_money_macros
-from resources import lake
+from resources import lake, notification_store
 from resources.state import State, state_from_env
 
 __all__ = ["Warehouse", "channel_tables"]
@@ -96,13 +96,23 @@ class Warehouse(dg.ConfigurableResource):
         """`<data_dir>/warehouse/_notifications.duckdb` (a leading underscore: never a channel name)."""
         return Path(self.data_dir) / "warehouse" / "_notifications.duckdb"
 
+    def has_notifications(self) -> bool:
+        """Whether the notification store exists: the file once written; always in the deployed mode (its first
+        connection creates it)."""
+        return state_from_env().deployed or self.notifications_path().exists()
+
     @contextmanager
     def connect_notifications(
         self, read_only: bool = False, lock_timeout_s: float = 20.0
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection to the notification store. The sensor (daemon process) and runs take turns on
-        the file, so keep the connection for one transaction; opening retries on the lock for `lock_timeout_s`."""
-        con = self._open(self.notifications_path(), read_only, lock_timeout_s, max_delay=0.5)
+        the file, so keep the connection for one transaction; opening retries on the lock for `lock_timeout_s`. In
+        the deployed mode the store is a Postgres schema (resources.notification_store): no file, no lock."""
+        state = state_from_env()
+        if state.deployed:
+            con = notification_store.connect(state.dsn, read_only=read_only, memory_limit=self.memory_limit)
+        else:
+            con = self._open(self.notifications_path(), read_only, lock_timeout_s, max_delay=0.5)
         try:
             yield con
         finally:

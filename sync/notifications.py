@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from resources.notification_store import retry_conflicts
 from seller.config import Channel
 from sync.offers import OBSERVATION_SCHEMA, lower_keys, offer_fields, summary_fields
 
@@ -459,8 +460,8 @@ def prepare_batch(messages: Iterable[Received], channels: Mapping[str, Channel],
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the store's tables (no-op when present)."""
     present = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND NOT temporary AND table_name IN $names",
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND NOT temporary AND table_name IN $names",
         {"names": list(_COLUMNS)},
     ).fetchall()[0][0]
     if present == len(_COLUMNS):
@@ -472,7 +473,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def store_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[dict[str, Any]]:
-    """Store a batch in one transaction; notifications already stored (or repeated inside the batch) are ignored.
+    """Store a batch in one transaction; notifications already stored (or repeated inside the batch) are ignored. A
+    transaction that loses to another process storing some of the same rows is run again (it then skips them).
 
     Returns the notification rows that were new (channel, notification_type, subject, event_time...), which are
     the ones to act on."""
@@ -480,10 +482,21 @@ def store_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[dict[str, 
     # Only the tables the batch has rows for (a burst of orders has no offer, FBA or dead-letter rows): every
     # statement costs a few milliseconds whatever its size.
     incoming = [name for name in _COLUMNS if name == "notifications" or batch.rows[name]]
+    for name in incoming:
+        con.register(f"incoming_{name}", batch.table(name))
+    try:
+        fresh = retry_conflicts(lambda: _store(con, incoming))
+    finally:
+        for name in incoming:
+            con.unregister(f"incoming_{name}")
+    names = ("notification_id", "channel", "notification_type", "subject", "event_time")
+    return [dict(zip(names, row, strict=True)) for row in fresh]
+
+
+def _store(con: duckdb.DuckDBPyConnection, incoming: list[str]) -> list[tuple]:
+    """One transaction: the new notifications (not stored yet, first of the batch) and their detail rows."""
     con.execute("BEGIN")
     try:
-        for name in incoming:
-            con.register(f"incoming_{name}", batch.table(name))
         key = ", ".join(_KEYS["notifications"])
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT DISTINCT ON ({key}) * FROM incoming_notifications i "
@@ -512,11 +525,7 @@ def store_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[dict[str, 
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    finally:
-        for name in incoming:
-            con.unregister(f"incoming_{name}")
-    names = ("notification_id", "channel", "notification_type", "subject", "event_time")
-    return [dict(zip(names, row, strict=True)) for row in fresh]
+    return fresh
 
 
 def affected(fresh: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:

@@ -305,7 +305,8 @@ def load_notified(
     """The channel's ANY_OFFER_CHANGED detail rows received after `since` (None: all), from the notification store:
     (observations, snapshots, the newest received_at read). A store without the offer tables yet reads as empty."""
     present = store.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name IN "
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND table_name IN "
         "('notifications', 'offer_change_offers', 'offer_change_summaries')"
     ).fetchall()[0][0]
     if present < 3:

@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from resources.notification_store import retry_conflicts
 from resources.spapi import InvalidInput, QuotaExceeded, Throttled
 from sync.notifications import OPEN_ORDER_STATUSES, ensure_schema
 
@@ -245,12 +246,31 @@ def _store_page(
     now: datetime,
     outcome: str,
 ) -> list[tuple[str, str, str | None, str | None]]:
-    """Store one page and the new state in one transaction; returns (order id, channel, status, fulfillment) of the
-    versions that were new (an order first seen, or seen at a newer lastUpdatedTime)."""
+    """Store one page and the new state in one transaction (run again when it loses to a concurrent writer); returns
+    (order id, channel, status, fulfillment) of the versions that were new (an order first seen, or seen at a newer
+    lastUpdatedTime)."""
     ensure_schema(con)  # order_changes, which the upsert reads, in a store the sensor never wrote
     ensure_poll_schema(con)
     con.register("incoming_orders", orders)
     con.register("incoming_items", items)
+    params = {
+        "seller": seller_id,
+        "region": region,
+        "watermark": state.watermark,
+        "after": state.pass_after,
+        "token": state.pass_token,
+        "newest": state.pass_newest,
+        "now": now,
+        "outcome": outcome,
+    }
+    try:
+        return retry_conflicts(lambda: _store_page_once(con, params))
+    finally:
+        con.unregister("incoming_orders")
+        con.unregister("incoming_items")
+
+
+def _store_page_once(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> list[tuple]:
     con.execute("BEGIN")
     try:
         con.execute(_UPSERT)
@@ -265,21 +285,12 @@ def _store_page(
         con.execute(
             "UPDATE polled_orders SET polled_at = $now "
             "WHERE amazon_order_id IN (SELECT amazon_order_id FROM incoming_orders)",
-            {"now": now},
+            {"now": params["now"]},
         )
         con.execute(
             "INSERT OR REPLACE INTO order_poll_state VALUES ($seller, $region, $watermark, $after, $token, $newest, "
             "$now, $outcome)",
-            {
-                "seller": seller_id,
-                "region": region,
-                "watermark": state.watermark,
-                "after": state.pass_after,
-                "token": state.pass_token,
-                "newest": state.pass_newest,
-                "now": now,
-                "outcome": outcome,
-            },
+            params,
         )
         fresh = con.execute(
             "SELECT amazon_order_id, channel, order_status, fulfillment_type FROM newer ORDER BY amazon_order_id"
@@ -288,9 +299,6 @@ def _store_page(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    finally:
-        con.unregister("incoming_orders")
-        con.unregister("incoming_items")
     return fresh
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import dagster as dg
-import duckdb
 
 from seller.config import parse_channels
 
@@ -201,11 +200,11 @@ def run_sensor(data_dir: Path, instance: dg.DagsterInstance, cursor: str | None 
 
 
 def store_rows(data_dir: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(data_dir / "warehouse" / "_notifications.duckdb"), read_only=True)
-    try:
+    """`sql` on the notification store (the file, or the Postgres schema in the deployed mode)."""
+    from resources.warehouse import Warehouse
+
+    with Warehouse(data_dir=str(data_dir)).connect_notifications(read_only=True) as con:
         return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def offer_change_full(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -101,8 +100,8 @@ def test_missing_keys_are_reported_by_path():
         parse_body(json.dumps(doc))
 
 
-def test_store_dedups_routes_and_dead_letters():
-    con = duckdb.connect()
+def test_store_dedups_routes_and_dead_letters(store_con):
+    con = store_con
     order = order_change("111-0000001-0000001", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 2)])
     unknown = order_change(
         "111-0000001-0000002", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)], market="A1VC38T7YXB528"
@@ -144,8 +143,8 @@ def reserved(con, channels=("us",), master_as_of=None) -> dict[str, int]:
     return {r[0]: r[1] for r in reservations(con, channels, master_as_of).fetchall()}
 
 
-def test_reservations_follow_the_latest_state_even_out_of_order():
-    con = duckdb.connect()
+def test_reservations_follow_the_latest_state_even_out_of_order(store_con):
+    con = store_con
     placed = order_change("111-1", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 2), ("FBM-2", 1)])
     shipped = order_change("111-1", "Shipped", "2026-11-29T09:30:00Z", [("FBM-1", 2), ("FBM-2", 1)])
     other = order_change("111-2", "Pending", "2026-11-29T09:10:00Z", [("FBM-1", 3)])
@@ -165,11 +164,11 @@ def test_reservations_follow_the_latest_state_even_out_of_order():
     assert reserved(con, ["uk"]) == {}
 
 
-def test_the_master_file_releases_an_order_only_when_written_after_we_stored_it():
+def test_the_master_file_releases_an_order_only_when_written_after_we_stored_it(store_con):
     """Two clocks apart: Amazon's (the emulator's) PurchaseDate a week before our own clock, on which the sensor
     stored the notification and the master file was written. Only our clock decides: a master written a minute before
     the notification arrived cannot include the order (still reserved), one written after it was stored does."""
-    con = duckdb.connect()
+    con = store_con
     stored_at = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
     placed = "2026-11-29T09:00:00Z"  # Amazon's clock, days in the past
     order = order_change("111-7", "Unshipped", placed, [("FBM-1", 2)], purchase_date=placed)
@@ -198,8 +197,8 @@ def test_the_master_file_releases_an_order_only_when_written_after_we_stored_it(
     assert reserved(con, master_as_of=stored_at + 11 * minute) == {}
 
 
-def test_equal_times_prefer_the_final_status():
-    con = duckdb.connect()
+def test_equal_times_prefer_the_final_status(store_con):
+    con = store_con
     store(con, order_change("111-9", "Shipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)]))
     store(con, order_change("111-9", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 1)]))
     assert reserved(con) == {}
@@ -230,8 +229,8 @@ def test_seller_channels_are_the_channels_of_the_same_seller():
     assert seller_channels(TWO_SELLERS, "other-us") == ["other-us"]
 
 
-def test_an_order_on_any_channel_of_the_seller_reserves_for_all_of_them_and_no_other_sellers_order_counts():
-    con = duckdb.connect()
+def test_an_order_on_any_channel_of_the_seller_reserves_for_all_of_them_and_no_other_sellers_order_counts(store_con):
+    con = store_con
     store_for(
         con,
         TWO_SELLERS,
@@ -253,18 +252,18 @@ def test_an_order_on_any_channel_of_the_seller_reserves_for_all_of_them_and_no_o
     assert states == [("111-DE", "de", "Shipped"), ("111-UK", "uk", "Pending"), ("111-US", "us", "Unshipped")]
 
 
-def test_a_later_state_on_the_store_closes_the_order_for_every_channel():
-    con = duckdb.connect()
+def test_a_later_state_on_the_store_closes_the_order_for_every_channel(store_con):
+    con = store_con
     store_for(con, TWO_SELLERS, order_change("111-US", "Unshipped", "2026-11-29T09:00:00Z", [("FBM-1", 4)], market=US))
     assert reserved(con, seller_channels(TWO_SELLERS, "uk")) == {"FBM-1": 4}
     store_for(con, TWO_SELLERS, order_change("111-US", "Canceled", "2026-11-29T09:30:00Z", [("FBM-1", 4)], market=US))
     assert reserved(con, seller_channels(TWO_SELLERS, "uk")) == {}
 
 
-def test_seller_wide_reservations_give_every_channel_the_same_quantity_floored_at_zero():
+def test_seller_wide_reservations_give_every_channel_the_same_quantity_floored_at_zero(store_con):
     """The store's seller-wide reservations straight into reconcile, per channel: master 10 for FBM-1 and 3 for
     FBM-2; 4 + 1 units of FBM-1 and 5 of FBM-2 ordered on two channels: 5 and 0 (not -2) on every channel."""
-    con = duckdb.connect()
+    con = store_con
     store_for(
         con,
         TWO_SELLERS,
@@ -282,7 +281,8 @@ def test_seller_wide_reservations_give_every_channel_the_same_quantity_floored_a
             for sku in ("FBM-1", "FBM-2")
         ]
         con.register("mappings", pa.Table.from_pylist(mappings))
-        reservations(con, seller_channels(TWO_SELLERS, channel), None).create_view("held", replace=True)
+        # an Arrow copy, as the reservations asset makes (the store and the channel are two databases)
+        con.register("held", reservations(con, seller_channels(TWO_SELLERS, channel), None).to_arrow_table())
         rows = reconcile(con, "mappings", "master", "fba", "held").select("sku, quantity, reserved_quantity")
         published[channel] = sorted(rows.fetchall())
     assert published == dict.fromkeys(("us", "uk", "de"), [("FBM-1", 5, 5), ("FBM-2", 0, 5)])

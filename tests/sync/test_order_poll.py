@@ -131,11 +131,11 @@ def test_the_next_poll_asks_from_the_watermark_minus_the_overlap_and_a_cut_pass_
     assert advance(state, t1 - OVERLAP, None, None).watermark == t1  # an empty pass keeps it
 
 
-def test_an_order_indexed_late_is_found_by_the_overlap():
+def test_an_order_indexed_late_is_found_by_the_overlap(store_con):
     """Amazon's search is eventually consistent: an order updated before the newest one we saw can be indexed after
     our poll. The next poll re-reads the ten minutes before the watermark and finds it; already-seen orders are not
     stored again."""
-    con = duckdb.connect()
+    con = store_con
     amazon = SearchIndex()
     amazon.index(amazon_order("111-0000001-0000001", NOW - timedelta(minutes=2)))
     first = poll(con, amazon)
@@ -151,8 +151,8 @@ def test_an_order_indexed_late_is_found_by_the_overlap():
     assert amazon.asked[-1]["included_data"] == ["FULFILLMENT"]  # status and fulfiller are in that dataset
 
 
-def test_a_pass_cut_by_its_time_budget_resumes_from_its_token_and_moves_the_watermark_only_when_complete():
-    con = duckdb.connect()
+def test_a_pass_cut_by_its_time_budget_resumes_from_its_token_and_moves_the_watermark_only_when_complete(store_con):
+    con = store_con
     amazon = SearchIndex()
     amazon.index(*(amazon_order(f"111-0000002-000000{n}", NOW - timedelta(minutes=n)) for n in range(1, 4)))
 
@@ -200,8 +200,8 @@ def test_an_order_is_normalized_to_the_pipelines_statuses_with_exact_prices():
 # --- the merge: the newest update wins, whichever source brought it ------------------------------------------------
 
 
-def test_the_newest_update_wins_whichever_source_brought_it():
-    con = duckdb.connect()
+def test_the_newest_update_wins_whichever_source_brought_it(store_con):
+    con = store_con
     amazon = SearchIndex()
     nine = "2026-12-06T09:00:00Z"
     # A: notified Unshipped at 09:00; the poll sees it Shipped at 09:30 (its Shipped notification never came).
@@ -240,8 +240,8 @@ def test_the_newest_update_wins_whichever_source_brought_it():
     assert just_now == (4, [])  # first polled moments ago: its notification may still come
 
 
-def test_an_older_poll_never_reopens_an_order_a_notification_closed():
-    con = duckdb.connect()
+def test_an_older_poll_never_reopens_an_order_a_notification_closed(store_con):
+    con = store_con
     amazon = SearchIndex()
     notify(con, order_change("111-0000005-0000001", "Canceled", "2026-12-06T09:50:00Z", [("FBM-1", 2)]))
     amazon.index(amazon_order("111-0000005-0000001", NOW - timedelta(minutes=20)))  # an older Unshipped version
@@ -249,10 +249,10 @@ def test_an_older_poll_never_reopens_an_order_a_notification_closed():
     assert reserved(con) == {}
 
 
-def test_a_polled_order_is_released_by_a_master_written_after_the_poll_stored_it():
+def test_a_polled_order_is_released_by_a_master_written_after_the_poll_stored_it(store_con):
     """The release rule for both sources: the master file, written after we stored the order's latest state (our
     clock), already counts it."""
-    con = duckdb.connect()
+    con = store_con
     amazon = SearchIndex()
     amazon.index(amazon_order("111-0000006-0000001", NOW - timedelta(days=3)))  # Amazon's clock: days away
     poll(con, amazon)
@@ -263,8 +263,8 @@ def test_a_polled_order_is_released_by_a_master_written_after_the_poll_stored_it
     assert reserved(con, master_as_of=stored_at + minute) == {}
 
 
-def test_the_poll_covers_every_marketplace_of_the_seller_in_the_region_and_routes_each_order():
-    con = duckdb.connect()
+def test_the_poll_covers_every_marketplace_of_the_seller_in_the_region_and_routes_each_order(store_con):
+    con = store_con
     amazon = SearchIndex()
     amazon.index(amazon_order("111-0000007-0000001", NOW, market=UK))
     result = poll_orders(amazon, SELLER, "eu", {UK: "uk"}, lambda: keep_open(con), now=NOW)
