@@ -82,6 +82,7 @@ class World:
     channels: dict[str, Channel]
     emulator: EmulatorServer
     pods_dir: Path
+    inputs: dict[str, tuple[int, int]] = field(default_factory=dict)  # the seller files as mounted
     forbidden: list[str] = field(default_factory=list)
 
     def start(
@@ -138,10 +139,9 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
-def _written(before: dict[str, tuple[int, int]], root: Path) -> list[str]:
-    """What appeared or changed under `root` since `before`."""
-    after = _snapshot(root)
-    return sorted(name for name, stat in after.items() if before.get(name) != stat)
+def _written(world: World) -> list[str]:
+    """What appeared or changed under the world's seller files since they were mounted."""
+    return sorted(name for name, stat in _snapshot(world.data).items() if world.inputs.get(name) != stat)
 
 
 def _database(pg: Postgres, name: str) -> str:
@@ -237,7 +237,7 @@ def make_world(postgres_server: Postgres, s3_url: str, tmp_path: Path) -> Iterat
         )
         assert migrate.returncode == 0, migrate.stderr[-3000:]
         (base / "pods").mkdir()
-        return World(env, data, channels, emulator, base / "pods")
+        return World(env, data, channels, emulator, base / "pods", _snapshot(data))
 
     try:
         yield build
@@ -294,7 +294,6 @@ def _sent(requests: dict) -> dict[str, int]:
 
 def test_four_channels_run_as_pods_concurrently_and_a_second_run_sends_nothing(make_world):
     world = make_world("parallel")
-    before = _snapshot(world.data)
 
     started = time.monotonic()
     pods = [world.start(name) for name in MARKETPLACES]
@@ -320,9 +319,6 @@ def test_four_channels_run_as_pods_concurrently_and_a_second_run_sends_nothing(m
     assert not any(throttled.values()), f"the emulator answered 429: {throttled}"
     assert _sent(requests) == {SELLER_A: 3, SELLER_B: 1}
 
-    assert not _written(before, world.data), "written under the seller's read-only input files"
-    assert not world.forbidden, f"lock or database files on local disk: {world.forbidden}"
-
     # The same four runs one after another, in a fresh world: the "runs in parallel" figure.
     sequential = make_world("sequential")
     started = time.monotonic()
@@ -331,10 +327,13 @@ def test_four_channels_run_as_pods_concurrently_and_a_second_run_sends_nothing(m
     sequential_s = time.monotonic() - started
     print(f"pods: parallel_s={parallel_s:.1f} sequential_s={sequential_s:.1f} ratio={sequential_s / parallel_s:.2f}")
 
+    for each in (world, sequential):
+        assert not _written(each), "written under the seller's read-only input files"
+        assert not each.forbidden, f"lock or database files on local disk: {each.forbidden}"
+
 
 def test_a_run_killed_after_create_feed_is_resumed_in_a_new_pod(make_world):
     world = make_world("killed")
-    before = _snapshot(world.data)
     pod = world.start("us", stop_after_create_feed=True)
     deadline = time.monotonic() + 600
     line, seen = "", []
@@ -359,7 +358,7 @@ def test_a_run_killed_after_create_feed_is_resumed_in_a_new_pod(make_world):
     assert requests[SELLER_B]["createFeed"] == 1, f"feed {feed_id} was submitted twice"
     assert not any(throttled.values()), f"the emulator answered 429: {throttled}"
     _check_converged(world, [resumed])
-    assert not _written(before, world.data), "written under the seller's read-only input files"
+    assert not _written(world), "written under the seller's read-only input files"
     assert not world.forbidden, f"lock or database files on local disk: {world.forbidden}"
 
 
@@ -367,7 +366,6 @@ def test_the_sensor_and_runs_in_other_processes_share_the_notification_store(mak
     """The SQS sensor's tick (a process of its own, as in the daemon) stores an ORDER_CHANGE; a run in another pod
     reserves the order's stock from the same store; no file lock anywhere."""
     world = make_world("notify")
-    before = _snapshot(world.data)
     enable = {"ops": {"enable_channel_op": {"config": {"channel": "us"}}}}
     world.run("-", job="enable_channel", config=enable)  # the seller's queue, destination and subscriptions
     world.run("us")  # the channel's first full run builds its tables
@@ -385,7 +383,7 @@ def test_the_sensor_and_runs_in_other_processes_share_the_notification_store(mak
     inventory = world.run("us", job="inventory_job", config={"ops": {"fba_inventory": {"config": {"offline": True}}}})
     reservations = inventory.result["assets"]["reservations"]
     assert reservations["notified_orders"] >= 1 and reservations["reserved_units"] >= 2, reservations
-    assert not _written(before, world.data), "written under the seller's read-only input files"
+    assert not _written(world), "written under the seller's read-only input files"
     assert not world.forbidden, f"lock or database files on local disk: {world.forbidden}"
 
 
