@@ -65,7 +65,7 @@ bench: install
 bench-emulator: install
 	$(RUN) python -m bench.emulator
 
-bench-throttle: install
+bench-throttle: install postgres
 	$(RUN) python -m bench.throttle
 
 bench-sync: install

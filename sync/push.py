@@ -23,7 +23,7 @@ The channel's DuckDB file is open only around reads and writes (`Push._open`), n
 DuckDB lets one process at a time hold a file, readers included. What must outlive a connection is kept in
 Python or in the real tables `push_updates`, `push_changed` and `push_numbered` of the channel's file, dropped at the
 end. Two pushes of one channel never interleave: each holds an exclusive lock on `<channel>.push.lock`, next to the
-file, for its whole run.
+file, for its whole run (in the deployed mode a Postgres advisory lock keyed by the channel).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from feeds.store import FeedStore
 from resources.archive import write_report
 from resources.spapi import FeedPolling, ServerError, SpApiClient, SpApiError, SpApiTimeout, Throttled, Unauthorized
 from resources.spapi._feeds import JSON_CONTENT_TYPE, TSV_CONTENT_TYPE
+from resources.state import state_from_env
 from resources.transaction import transaction
 from seller.config import Channel
 from seller.marketplaces import FBA_CHANNEL_CODE
@@ -160,8 +161,24 @@ class PushBusy(RuntimeError):
 
 
 @contextmanager
-def _exclusive(path: Path | None, wait_seconds: float) -> Iterator[None]:
-    """An exclusive lock on `path` (an advisory flock, released by the OS if the process dies), or nothing for None."""
+def _exclusive(channel: str, path: Path | None, wait_seconds: float) -> Iterator[None]:
+    """One push of `channel` at a time. In the deployed mode a Postgres advisory lock (session-level, released by
+    Postgres if the process dies); else an exclusive lock on `path` (an advisory flock, released by the OS if the
+    process dies), or nothing for None."""
+    state = state_from_env()
+    if state.dsn is not None:
+        from resources.postgres import advisory_lock
+
+        with advisory_lock(
+            state.dsn,
+            f"push:{channel}",
+            wait_seconds,
+            lambda: PushBusy(
+                f"another push of channel {channel} holds its lock; not started after {wait_seconds:.0f} s"
+            ),
+        ):
+            yield
+        return
     if path is None:
         yield
         return
@@ -252,7 +269,7 @@ class Push:
                 "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
             ).fetchall()[0][0]
         lock = Path(path).with_suffix(".push.lock") if path else None  # in-memory: nothing shared
-        with _exclusive(lock, self.settings.lock_wait_seconds):
+        with _exclusive(self.channel.name, lock, self.settings.lock_wait_seconds):
             with self._open() as con:
                 ensure_tables(con)
                 con.execute(f"CREATE OR REPLACE TABLE push_updates AS SELECT * FROM {updates(con)}")

@@ -41,40 +41,60 @@ def _translate(sql: str) -> str:
 
 
 class _PgTx:
+    """One transaction on an autocommit connection, in as few round trips as its reads allow: `BEGIN` and the writes
+    (whose results the throttle never reads) wait and go out with the next read or with the `COMMIT`."""
+
     def __init__(self, cur: psycopg2.extensions.cursor) -> None:
         self._cur = cur
+        self._pending: list[str] = ["BEGIN"]
+        self.begun = False
+
+    def _send(self, sql: str, params: Sequence[Any] = ()) -> psycopg2.extensions.cursor:
+        statement = self._cur.mogrify(sql, tuple(params)).decode() if params else sql
+        batch, self._pending = [*self._pending, statement], []
+        self.begun = True
+        self._cur.execute(";\n".join(batch))
+        return self._cur
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg2.extensions.cursor:
-        self._cur.execute(_translate(sql), tuple(params))
+        sql = _translate(sql)
+        if sql.lstrip().upper().startswith("SELECT"):
+            return self._send(sql, params)
+        self._pending.append(self._cur.mogrify(sql, tuple(params)).decode())
         return self._cur
+
+    def commit(self) -> None:
+        if self.begun or len(self._pending) > 1:
+            self._send("COMMIT")
 
     def bucket(self, seller: str, operation: str, initial: Callable[[], tuple[Any, ...]] | None) -> Any:
         select = (
             f"SELECT tokens, updated, rate, default_rate, burst FROM {SCHEMA}.throttle_buckets "
             "WHERE seller=%s AND operation=%s FOR UPDATE"
         )
-        self._cur.execute(select, (seller, operation))
-        row = self._cur.fetchone()
+        row = self._send(select, (seller, operation)).fetchone()
         if row is None and initial is not None:
             # The first decision for this bucket: create it as a fresh one would be computed, then lock it (another
             # process may have created it in between: then its row is the one to use).
-            self._cur.execute(
-                f"INSERT INTO {SCHEMA}.throttle_buckets(seller, operation, tokens, updated, rate, default_rate, burst) "
-                "VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (seller, operation) DO NOTHING",
-                (seller, operation, *initial()),
+            self._pending.append(
+                self._cur.mogrify(
+                    f"INSERT INTO {SCHEMA}.throttle_buckets(seller, operation, tokens, updated, rate, default_rate, "
+                    "burst) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (seller, operation) DO NOTHING",
+                    (seller, operation, *initial()),
+                ).decode()
             )
-            self._cur.execute(select, (seller, operation))
-            row = self._cur.fetchone()
+            row = self._send(select, (seller, operation)).fetchone()
         return row
 
     def lock(self, name: str) -> None:
         select = f"SELECT 1 FROM {SCHEMA}.throttle_locks WHERE name=%s FOR UPDATE"
-        self._cur.execute(select, (name,))
-        if self._cur.fetchone() is None:
-            self._cur.execute(
-                f"INSERT INTO {SCHEMA}.throttle_locks(name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
+        if self._send(select, (name,)).fetchone() is None:
+            self._pending.append(
+                self._cur.mogrify(
+                    f"INSERT INTO {SCHEMA}.throttle_locks(name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
+                ).decode()
             )
-            self._cur.execute(select, (name,))
+            self._send(select, (name,))
 
 
 class PostgresStore:
@@ -96,6 +116,7 @@ class PostgresStore:
         if conn is not None and not conn.closed and getattr(self._local, "pid", None) == os.getpid():
             return conn
         conn = connect(self._dsn, application_name="sales-channel throttle")
+        conn.autocommit = True  # transactions are explicit (`_PgTx`); a single statement is its own
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -114,28 +135,22 @@ class PostgresStore:
         """One short transaction on this thread's connection: committed when the block ends, rolled back when it
         raises (the row locks go with either)."""
         conn = self._connect()
-        with self._failures():
+        with self._failures(), conn.cursor() as cur:
+            tx = _PgTx(cur)
             try:
-                with conn.cursor() as cur:
-                    yield _PgTx(cur)
+                yield tx
             except BaseException:
-                if not conn.closed:
-                    conn.rollback()
+                if tx.begun and not conn.closed:
+                    cur.execute("ROLLBACK")
                 raise
-            conn.commit()
+            tx.commit()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg2.extensions.cursor:
-        """One statement in a transaction of its own (rows fetched before the commit stay readable)."""
+        """One statement, a transaction of its own."""
         conn = self._connect()
         with self._failures():
-            try:
-                cur = conn.cursor()
-                cur.execute(_translate(sql), tuple(params))
-            except BaseException:
-                if not conn.closed:
-                    conn.rollback()
-                raise
-            conn.commit()
+            cur = conn.cursor()
+            cur.execute(_translate(sql), tuple(params))
         return cur
 
     def close(self) -> None:
