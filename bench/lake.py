@@ -22,6 +22,7 @@ from pathlib import Path
 import boto3
 
 BUCKET = "bench-lake"
+_KEYS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 
 
 def _run(data: str, env: dict[str, str]) -> float:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     pg = Postgres(base / "postgres", free_port()).start()
     try:
         with moto_server() as s3_url:
-            boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+            boto3.client("s3", endpoint_url=s3_url, **_KEYS).create_bucket(Bucket=BUCKET)
             embedded_data, lake_data = str(base / "embedded"), str(base / "lake")
             subprocess.run(
                 [sys.executable, "-m", "bench.offline", "--role", "generate", "--data", embedded_data]
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             }
             embedded_s = _run(embedded_data, plain)
             lake_s = _run(lake_data, deployed)
-            client = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+            client = boto3.client("s3", endpoint_url=s3_url, **_KEYS)
             objects = [
                 item
                 for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
