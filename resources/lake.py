@@ -28,7 +28,16 @@ import duckdb
 from resources.duckdb_extensions import load_extensions
 from resources.state import State, postgres_params, redact_dsn
 
-__all__ = ["ALIAS", "METADATA_SCHEMA", "LakeError", "MaintenanceSummary", "connect", "has_schema", "maintain"]
+__all__ = [
+    "ALIAS",
+    "METADATA_SCHEMA",
+    "LakeError",
+    "MaintenanceSummary",
+    "connect",
+    "has_schema",
+    "maintain",
+    "use_schema",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +105,7 @@ def connect(state: State, *, read_only: bool = False, memory_limit: str = "1GB")
         con.execute("SET memory_limit = $limit", {"limit": memory_limit}).fetchall()
         load_extensions(con, "ducklake", "postgres", "httpfs")
         s3, hidden = _s3_secret(environ)
+        hidden += [v for k, v in postgres_params(state.dsn or "").items() if k == "password"]
         con.execute(s3)
         catalog, rest = _catalog_secret(state.dsn or "")
         con.execute(catalog)
