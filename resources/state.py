@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["LAKE_ENV", "STATE_ENV", "State", "StateConfigError", "redact_dsn", "state_from_env"]
+__all__ = ["LAKE_ENV", "STATE_ENV", "State", "StateConfigError", "postgres_params", "redact_dsn", "state_from_env"]
 
 STATE_ENV = "SALES_CHANNEL_STATE"
 LAKE_ENV = "SALES_CHANNEL_LAKE"
@@ -33,6 +34,22 @@ def redact_dsn(dsn: str) -> str:
     """`dsn` with any password replaced by `***` (URL form `user:pw@` and keyword form `password=pw`)."""
     dsn = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
     return re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn, flags=re.IGNORECASE)
+
+
+def postgres_params(dsn: str) -> dict[str, str]:
+    """The Postgres URL as libpq keywords: host, port, dbname, user, password (percent-decoded) and any query
+    parameters (`sslmode=require`, ...). The one place the URL is taken apart: callers hand the password to a secret
+    or a keyword, never to a connection string DuckDB would show (in `duckdb_databases()` and its errors)."""
+    url = urlsplit(dsn)
+    params = {
+        "host": url.hostname,
+        "port": str(url.port) if url.port else None,
+        "dbname": unquote(url.path.lstrip("/")) or None,
+        "user": unquote(url.username) if url.username else None,
+        "password": unquote(url.password) if url.password else None,
+        **dict(parse_qsl(url.query)),
+    }
+    return {key: value for key, value in params.items() if value}
 
 
 @dataclass(frozen=True)
