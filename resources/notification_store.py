@@ -27,12 +27,15 @@ import duckdb
 import psycopg2
 
 from resources.duckdb_extensions import load_extensions
-from resources.state import redact_dsn
+from resources.state import postgres_params, redact_dsn
 
 __all__ = ["SCHEMA", "StoreUnavailable", "connect", "is_conflict", "retry_conflicts"]
 
 SCHEMA = "sales_channel_notifications"
 _READ_WRITE, _READ_ONLY = "notification_store", "notification_store_read_only"
+_SECRET = "notification_store_secret"
+# Postgres secret options for the libpq keywords of the state URL; the others stay in the (password-free) path.
+_SECRET_KEYS = {"host": "HOST", "port": "PORT", "dbname": "DATABASE", "user": "USER", "password": "PASSWORD"}
 # The advisory lock key of the store's DDL: a fixed number, so every process and version takes the same lock.
 _DDL_LOCK = 0x5CA1E50001
 # What Postgres (through the extension) and DuckDB say when a concurrent transaction wrote the same rows first.
@@ -77,13 +80,18 @@ def _open(dsn: str, memory_limit: str) -> duckdb.DuckDBPyConnection:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [_DDL_LOCK])
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     except psycopg2.Error as exc:
-        raise StoreUnavailable(f"notification store ({redact_dsn(dsn)}): {redact_dsn(str(exc))}") from None
+        raise StoreUnavailable(_unavailable(dsn, exc)) from None
+    # The connection keywords go into a secret: DuckDB shows an attachment's connection string in its errors (a
+    # query failing on a lost connection included), so the string keeps only what is not secret.
+    params = postgres_params(dsn)
+    secret = ", ".join(f"{_SECRET_KEYS[k]} {_literal(v)}" for k, v in params.items() if k in _SECRET_KEYS)
+    path = _literal(" ".join(f"{k}={v}" for k, v in params.items() if k not in _SECRET_KEYS))
     con = duckdb.connect()
     try:
         con.execute("SET memory_limit = $limit", {"limit": memory_limit})
         load_extensions(con, "postgres")
-        literal = "'" + dsn.replace("'", "''") + "'"
-        con.execute(f"ATTACH {literal} AS {_READ_WRITE} (TYPE postgres, SCHEMA '{SCHEMA}')")
+        con.execute(f"CREATE SECRET {_SECRET} (TYPE postgres, {secret})")
+        con.execute(f"ATTACH {path} AS {_READ_WRITE} (TYPE postgres, SECRET {_SECRET}, SCHEMA '{SCHEMA}')")
         con.execute(f"USE {_READ_WRITE}.{SCHEMA}")
         con.execute("BEGIN")
         # Postgres resolves IF NOT EXISTS against its latest catalog, so tables another process created while this
@@ -95,11 +103,21 @@ def _open(dsn: str, memory_limit: str) -> duckdb.DuckDBPyConnection:
         # The extension caches the schema's table list as it first saw it (duckdb_tables() lists only that): read
         # it again now that every table exists, and attach the read-only side only now.
         con.execute("CALL pg_clear_cache()")
-        con.execute(f"ATTACH {literal} AS {_READ_ONLY} (TYPE postgres, SCHEMA '{SCHEMA}', READ_ONLY)")
+        con.execute(f"ATTACH {path} AS {_READ_ONLY} (TYPE postgres, SECRET {_SECRET}, SCHEMA '{SCHEMA}', READ_ONLY)")
     except duckdb.Error as exc:
         con.close()
-        raise StoreUnavailable(f"notification store ({redact_dsn(dsn)}): {redact_dsn(str(exc))}") from None
+        raise StoreUnavailable(_unavailable(dsn, exc)) from None
     return con
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _unavailable(dsn: str, exc: Exception) -> str:
+    text = redact_dsn(str(exc))
+    password = postgres_params(dsn).get("password")
+    return f"notification store ({redact_dsn(dsn)}): " + (text.replace(password, "***") if password else text)
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -10,12 +10,13 @@ metadata, so its id is the SHA-256 of its canonical JSON (a redelivered copy has
 seller and carry the marketplace: (seller_id, marketplace_id) names the channel. Anything that cannot be parsed or
 routed becomes a dead letter with the reason, so it is neither lost nor redelivered forever.
 
-The store is one DuckDB file per data directory (`warehouse/_notifications.duckdb`), written only by the sensor in
-short transactions: `notifications` (one row per notification and channel; duplicates are ignored), typed detail
-tables (`order_changes`, `order_change_items`, `fba_changes`, and for ANY_OFFER_CHANGED `offer_change_summaries` — the
-Summary, one row — and `offer_change_offers` — every listed offer, ours included; money as exact decimal strings) and
-`dead_letters`. `ensure_schema` adds tables a store written by an earlier version lacks; the earlier `offer_changes`
-table, which only the Summary's two prices filled, is no longer written or read.
+The store is one DuckDB file per data directory (`warehouse/_notifications.duckdb`), or in the deployed mode a Postgres
+schema reached with the same SQL (resources.notification_store), written by the sensor in short transactions:
+`notifications` (one row per notification and channel; duplicates are ignored), typed detail tables (`order_changes`,
+`order_change_items`, `fba_changes`, and for ANY_OFFER_CHANGED `offer_change_summaries` — the Summary, one row — and
+`offer_change_offers` — every listed offer, ours included; money as exact decimal strings) and `dead_letters`.
+`ensure_schema` adds tables a store written by an earlier version lacks; the earlier `offer_changes` table, which only
+the Summary's two prices filled, is no longer written or read.
 """
 
 from __future__ import annotations

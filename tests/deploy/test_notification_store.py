@@ -83,7 +83,7 @@ def files_under(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
 
 
-def test_the_store_is_a_postgres_schema_with_no_file_and_no_password_in_errors(data_dir, state_dsn):
+def test_the_store_is_a_postgres_schema_and_no_file(data_dir, state_dsn):
     with Warehouse(data_dir=str(data_dir)).connect_notifications() as con:
         assert con.execute("SELECT current_schema()").fetchone() == (notification_store.SCHEMA,)
     with psycopg2.connect(state_dsn) as pg, pg.cursor() as cur:
@@ -96,10 +96,33 @@ def test_the_store_is_a_postgres_schema_with_no_file_and_no_password_in_errors(d
     with Warehouse(data_dir=str(data_dir)).connect_notifications(read_only=True) as con:
         with pytest.raises(duckdb.Error, match="read-only"):
             con.execute("DELETE FROM notifications")
-    wrong = state_dsn.replace(":unused@", ":s3cret-pw@").rsplit("/", 1)[0] + "/no_such_database"
+
+
+def test_the_password_never_shows_in_the_stores_errors(state_dsn, postgres_server):
+    """Neither when the first connection fails nor when an open one loses its database (DuckDB shows the connection
+    string of an attachment in its errors: the password is kept out of it, in a secret)."""
+    dsn = state_dsn.replace(":unused@", ":s3cret-pw@")  # the test server trusts 127.0.0.1: any password connects
     with pytest.raises(notification_store.StoreUnavailable) as raised:
-        notification_store.connect(wrong)
+        notification_store.connect(dsn.rsplit("/", 1)[0] + "/no_such_database")
     assert "s3cret-pw" not in str(raised.value) and "no_such_database" in str(raised.value)
+    con = notification_store.connect(dsn)
+    assert con.execute("SELECT count(*) FROM notifications").fetchall() == [(0,)]
+    name = dsn.rsplit("/", 1)[1]
+    admin = psycopg2.connect(
+        f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{postgres_server.database}"
+    )
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+            cur.execute(f"ALTER DATABASE {name} RENAME TO {name}_gone")
+        with pytest.raises(duckdb.Error) as lost:
+            con.execute("SELECT count(*) FROM notifications").fetchall()
+        assert "does not exist" in str(lost.value) and "s3cret-pw" not in str(lost.value)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"ALTER DATABASE {name}_gone RENAME TO {name}")
+        admin.close()
 
 
 def test_a_store_transaction_that_loses_to_another_process_is_run_again(data_dir):
