@@ -47,6 +47,11 @@ def _run(job_name: str, partition: str, config: dict) -> dict:
             raise_on_error=False,
         )
     summary: dict = {"run_id": result.run_id, "success": result.success, "assets": {}}
+    summary["failures"] = [
+        f"{event.step_key}: {event.event_specific_data.error.to_string()}"
+        for event in result.all_events
+        if event.is_step_failure
+    ]
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         summary["assets"][materialization.asset_key.to_user_string()] = {

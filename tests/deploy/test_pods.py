@@ -118,8 +118,10 @@ class World:
         pod.stdout, _ = pod.proc.communicate(timeout=timeout)
         self.discard(pod)
         lines = [line for line in pod.stdout.splitlines() if line.startswith("RESULT ")]
-        assert pod.proc.returncode == 0 and lines, f"run of {pod.channel} failed:\n{pod.stdout[-6000:]}"
-        pod.result = json.loads(lines[-1].removeprefix("RESULT "))
+        pod.result = json.loads(lines[-1].removeprefix("RESULT ")) if lines else {}
+        log = "\n".join(line for line in pod.stdout.splitlines() if not line.startswith("RESULT "))
+        failures = "\n".join(pod.result.get("failures", []))
+        assert pod.proc.returncode == 0 and lines, f"run of {pod.channel} failed:\n{failures or log[-6000:]}"
         return pod
 
     def discard(self, pod: Pod) -> None:
