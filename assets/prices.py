@@ -51,7 +51,7 @@ def buybox_prices(
         raise dg.Failure(description=f"as_of {config.as_of!r} needs a UTC offset, e.g. 2026-11-29T10:00:00+00:00")
     with warehouse.connect(channel.name) as con:
         con.execute(_LISTINGS)
-        buybox.buybox_prices(
+        priced = buybox.buybox_prices(
             con,
             "listings",
             "competitor_prices",
@@ -59,7 +59,11 @@ def buybox_prices(
             decimals=channel.decimals,
             pricing=channel.pricing,
             now=now,
-        ).create_view("priced", replace=True)
+        )
+        con.execute("DROP VIEW IF EXISTS main.priced")  # the persistent view earlier versions left
+        # Temporary: a relation view kept in the file is re-planned at every open of the file (~1 s at
+        # 200k SKUs), and every asset opens it.
+        con.register("priced", priced)
         con.execute(
             "CREATE OR REPLACE TABLE buybox_prices AS SELECT $channel AS channel, $currency AS currency, "
             "from_minor(price_minor, $decimals) AS price, *, $now::TIMESTAMPTZ AS priced_at FROM priced ORDER BY sku",
