@@ -1,4 +1,6 @@
-# Everything installs itself: uv is bootstrapped with pip when missing, then `uv sync --frozen` against uv.lock.
+# Everything installs itself: uv is bootstrapped with pip when missing, then `uv sync --frozen` against uv.lock
+# (--compile-bytecode: the packages are byte-compiled once at install, not at the first import of each run, nor at
+# every run where PYTHONDONTWRITEBYTECODE is set).
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
@@ -14,7 +16,7 @@ $(CURDIR)/.tools/bin/uv:
 	      uv==$(UV_VERSION) && mkdir -p .tools/bin && ln -sf $(CURDIR)/.tools/pkgs/bin/uv .tools/bin/uv)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
 install: .venv/.synced

@@ -10,7 +10,7 @@ import duckdb
 
 from assets.metadata import file_metadata
 from feeds.flat_files import INVENTORY_LOADER, PRICE_QUANTITY, write_flat_file
-from feeds.listings_json import FEED_TYPE, document_head, document_name, listings_feed_documents
+from feeds.listings_json import FEED_TYPE, HEAD_BYTES, document_head, write_listings_feed
 from feeds.store import channel_feeds
 from feeds.updates import offer_updates
 from pipelines.partitions import channel_for, channel_partitions
@@ -30,7 +30,7 @@ def publishable_updates(con: duckdb.DuckDBPyConnection, channel: str) -> None:
             description=f"channel {channel}: {problems} input problem(s) recorded in input_errors; "
             "no feed is written until the seller's files are fixed",
         )
-    con.register("updates", offer_updates(con, "buybox_prices", "reconciled_inventory"))  # temp: not in the lake
+    con.register("updates", offer_updates(con, "buybox_prices", "reconciled_inventory"))  # temp: not stored
 
 
 def _flat_file_asset(feed_type: str, name: str, description: str) -> dg.AssetsDefinition:
@@ -90,29 +90,23 @@ def listings_feed(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     buybox_prices and reconciled_inventory."""
     channel = channel_for(context.partition_key)
     feeds = channel_feeds(channel.name, warehouse.feeds_dir(channel.name))
-    counts: dict[str, int] = {}
-    head: str | None = None
-
-    def files():
-        nonlocal head
-        documents = listings_feed_documents(
-            con,
-            "updates",
-            seller_id=channel.seller_id,
-            marketplace_id=channel.marketplace_id,
-            currency=channel.currency,
-            decimals=channel.decimals,
-        )
-        for number, (data, count) in enumerate(documents, start=1):
-            name = document_name(number)
-            counts[name] = count
-            if head is None:
-                head = document_head(data)
-            yield name, data
-
+    head = None
     with warehouse.connect(channel.name) as con:
         publishable_updates(con, channel.name)
-        stored = feeds.replace_dir(FEED_TYPE, files())
+        with feeds.staged(FEED_TYPE) as staging:
+            counts = write_listings_feed(
+                con,
+                "updates",
+                staging,
+                seller_id=channel.seller_id,
+                marketplace_id=channel.marketplace_id,
+                currency=channel.currency,
+                decimals=channel.decimals,
+            )
+            if counts:
+                with open(staging / next(iter(counts)), "rb") as handle:
+                    head = document_head(handle.read(HEAD_BYTES))
+    stored = feeds.files(FEED_TYPE)
     names = [document.name.rsplit("/", 1)[-1] for document in stored]
     return dg.MaterializeResult(
         metadata={

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_target", "write_atomic", "replace_dir_atomic"]
+__all__ = ["atomic_target", "write_atomic", "staged_dir"]
 
 # mkstemp/mkdtemp create private (0600/0700) entries; feed documents are ordinary readable files.
 _FILE_MODE = 0o644
@@ -51,21 +51,19 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def replace_dir_atomic(directory: str | os.PathLike[str], files: Iterable[tuple[str, bytes]]) -> list[Path]:
-    """Make `directory` hold exactly `files` (name, bytes): written one by one into a fresh sibling folder, which is
-    then swapped in by rename, so a reader never sees a mix of old and new documents."""
+@contextmanager
+def staged_dir(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """A fresh sibling folder of `directory` for a writer to fill (e.g. DuckDB's COPY); when the block succeeds each
+    of its files is made readable and fsynced, and the folder is swapped in for `directory` by rename."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    names = []
     try:
         staging.chmod(_DIR_MODE)
-        for name, data in files:
-            names.append(name)
-            with open(staging / name, "wb") as handle:
+        yield staging
+        for path in staging.iterdir():
+            with open(path, "rb+") as handle:
                 os.fchmod(handle.fileno(), _FILE_MODE)
-                handle.write(data)
-                handle.flush()
                 os.fsync(handle.fileno())
         old = None
         if directory.exists():
@@ -77,4 +75,3 @@ def replace_dir_atomic(directory: str | os.PathLike[str], files: Iterable[tuple[
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return [directory / name for name in names]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from feeds.files import atomic_target, replace_dir_atomic, write_atomic
+from feeds.files import atomic_target, staged_dir, write_atomic
 from resources.state import State, state_from_env
 
 __all__ = ["FeedStore", "LocalFeedStore", "S3FeedStore", "StoredFile", "channel_feeds", "feed_store_at"]
@@ -52,8 +52,9 @@ class FeedStore(ABC):
         succeeds."""
 
     @abstractmethod
-    def replace_dir(self, name: str, files: Iterable[tuple[str, bytes]]) -> list[StoredFile]:
-        """Make folder `name` hold exactly `files` (file name, bytes), in that order."""
+    def staged(self, name: str) -> Any:
+        """Context manager: an empty local folder for a writer (e.g. DuckDB's COPY); when the block succeeds, folder
+        `name` holds exactly its files."""
 
     @abstractmethod
     def files(self, folder: str = "") -> list[StoredFile]:
@@ -83,8 +84,8 @@ class LocalFeedStore(FeedStore):
     def target(self, name: str) -> Any:
         return atomic_target(self.root / name)
 
-    def replace_dir(self, name: str, files: Iterable[tuple[str, bytes]]) -> list[StoredFile]:
-        return [self._stored(path) for path in replace_dir_atomic(self.root / name, files)]
+    def staged(self, name: str) -> Any:
+        return staged_dir(self.root / name)
 
     def files(self, folder: str = "") -> list[StoredFile]:
         base = self.root / folder if folder else self.root
@@ -131,17 +132,17 @@ class S3FeedStore(FeedStore):
             yield path
             self.client.upload_file(str(path), self.bucket, self._key(name))
 
-    def replace_dir(self, name: str, files: Iterable[tuple[str, bytes]]) -> list[StoredFile]:
-        stale = {stored.name for stored in self.files(name)}
-        written = []
-        for file_name, data in files:
-            relative = f"{name}/{file_name}"
-            self.write(relative, data)
-            stale.discard(relative)
-            written.append(StoredFile(relative, f"{self.location}/{relative}", len(data), datetime.now(UTC)))
-        for relative in sorted(stale):
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(relative))
-        return written
+    @contextmanager
+    def staged(self, name: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="feed-") as tmp:
+            yield Path(tmp)
+            stale = {stored.name for stored in self.files(name)}
+            for path in sorted(Path(tmp).iterdir()):
+                relative = f"{name}/{path.name}"
+                self.client.upload_file(str(path), self.bucket, self._key(relative))
+                stale.discard(relative)
+            for relative in sorted(stale):
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(relative))
 
     def files(self, folder: str = "") -> list[StoredFile]:
         folder = folder.strip("/")

@@ -77,11 +77,11 @@ def test_feed_documents_and_reports_live_in_s3(lake_env, s3_url, tmp_path, emula
 
 def test_replacing_the_listings_documents_removes_stale_ones(lake_env):
     store = channel_feeds("de", Path("/nonexistent"))
-    store.replace_dir(
-        "JSON_LISTINGS_FEED", [("JSON_LISTINGS_FEED-0001.json", b"1"), ("JSON_LISTINGS_FEED-0002.json", b"2")]
-    )
-    stored = store.replace_dir("JSON_LISTINGS_FEED", [("JSON_LISTINGS_FEED-0001.json", b"one")])
-    assert [s.name for s in stored] == ["JSON_LISTINGS_FEED/JSON_LISTINGS_FEED-0001.json"]
+    with store.staged("JSON_LISTINGS_FEED") as staging:
+        (staging / "JSON_LISTINGS_FEED-0001.json").write_bytes(b"1")
+        (staging / "JSON_LISTINGS_FEED-0002.json").write_bytes(b"2")
+    with store.staged("JSON_LISTINGS_FEED") as staging:
+        (staging / "JSON_LISTINGS_FEED-0001.json").write_bytes(b"one")
     assert [(s.name, s.size) for s in store.files("JSON_LISTINGS_FEED")] == [
         ("JSON_LISTINGS_FEED/JSON_LISTINGS_FEED-0001.json", 3)
     ]

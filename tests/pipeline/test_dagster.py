@@ -184,6 +184,8 @@ def test_partitioned_materialization_writes_golden_feeds_and_history(small_selle
     assert (history_meta["status_mapping_missing"].value, history_meta["status_master_updated"].value) == (2, 1)
     assert "| publish | mapping_missing | 2 |" in history_meta["outcomes"].value
     assert "NO-ASIN" in history_meta["preview"].value and "FBA-1" in history_meta["preview"].value
+    # No view is kept in the channel's file: a stored relation view is planned again at every open (every asset).
+    assert query(small_seller, "us", "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary") == []
 
 
 def test_a_prices_run_records_no_reconcile_it_did_not_do(small_seller):

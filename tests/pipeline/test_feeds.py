@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from feeds.flat_files import PRICE_QUANTITY, write_flat_file
-from feeds.listings_json import document_head, listings_feed_documents
+from feeds.listings_json import HEAD_BYTES, document_head, listings_feed_documents, write_listings_feed
 from pricing.money import install_money_macros
 from tests.models import load_schema
 from tests.pipeline.engine import channel_engine, documents
@@ -25,6 +25,28 @@ def test_feeds_match_golden_files_byte_for_byte(small_seller, channels, channel)
     assert sorted(produced) == sorted(golden)
     for name, data in produced.items():
         assert data == golden[name], name
+
+
+@pytest.mark.parametrize("channel", ["us", "uk"])
+def test_listings_feed_files_written_by_duckdb_match_golden_files(small_seller, channels, channel, tmp_path):
+    ch = channels[channel]
+    con = channel_engine(small_seller, channels, channel, NOW)
+    out = tmp_path / "out"
+    out.mkdir()
+    counts = write_listings_feed(
+        con,
+        "updates",
+        out,
+        seller_id=ch.seller_id,
+        marketplace_id=ch.marketplace_id,
+        currency=ch.currency,
+        decimals=ch.decimals,
+    )
+    golden = {p.name.removeprefix(f"{channel}-"): p.read_bytes() for p in GOLDEN.glob(f"{channel}-JSON_LISTINGS_FEED*")}
+    assert sorted(counts) == sorted(golden) == sorted(p.name for p in out.iterdir())
+    for name in golden:
+        assert (out / name).read_bytes() == golden[name], name
+        assert counts[name] == len(json.loads(golden[name])["messages"])
 
 
 def test_flat_files_are_utf8_tab_delimited_with_lf(small_seller, channels):
@@ -74,6 +96,24 @@ def test_listings_feed_splits_at_25000_messages():
         jsonschema.validate(doc, schema)
     assert first["messages"][0]["messageId"] == 1
     assert second["messages"][0] == {**second["messages"][0], "messageId": 25_001, "sku": "SKU-025001"}
+
+
+def test_written_listings_feed_splits_like_the_documents(tmp_path):
+    con = updates(50_001)
+    params = {"seller_id": "A3DEMOSELLER01", "marketplace_id": "ATVPDKIKX0DER", "currency": "USD", "decimals": 2}
+    documents = list(listings_feed_documents(con, "updates", **params, max_messages=20_000))
+    counts = write_listings_feed(con, "updates", tmp_path, **params, max_messages=20_000)
+    assert list(counts.items()) == [
+        ("JSON_LISTINGS_FEED-0001.json", 20_000),
+        ("JSON_LISTINGS_FEED-0002.json", 20_000),
+        ("JSON_LISTINGS_FEED-0003.json", 10_001),
+    ]
+    assert [(tmp_path / name).read_bytes() for name in counts] == [data for data, _ in documents]
+    assert [count for _, count in documents] == list(counts.values())
+    assert document_head((tmp_path / "JSON_LISTINGS_FEED-0001.json").read_bytes()[:HEAD_BYTES]) == document_head(
+        documents[0][0]
+    )
+    assert write_listings_feed(updates(0), "updates", tmp_path / "none", **params) == {}
 
 
 @pytest.mark.parametrize(("skus", "shown"), [(25_000, 3), (2, 2)])
