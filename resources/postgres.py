@@ -29,18 +29,18 @@ class StateUnavailable(RuntimeError):
     """The coordination database could not be reached or refused a statement (the message never shows a password)."""
 
 
-def _password(dsn: str) -> str | None:
+def _passwords(dsn: str) -> list[str]:
+    """The DSN's password as written and decoded (longest first), or nothing."""
     try:
         password = urlsplit(dsn).password
     except ValueError:
-        return None
-    return unquote(password) if password else None
+        return []
+    return sorted({password, unquote(password)}, key=len, reverse=True) if password else []
 
 
 def scrub(text: str, dsn: str) -> str:
     """`text` (an error message) without `dsn`'s password, whatever form it appears in."""
-    password = _password(dsn)
-    if password:
+    for password in _passwords(dsn):
         text = text.replace(password, "***")
     return redact_dsn(text)
 
