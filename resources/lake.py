@@ -26,6 +26,8 @@ import boto3
 import duckdb
 
 from resources.duckdb_extensions import load_extensions
+from resources.postgres import advisory_lock
+from resources.postgres import connect as pg_connect
 from resources.state import State, postgres_params, redact_dsn
 
 __all__ = [
@@ -96,8 +98,38 @@ def _catalog_secret(dsn: str) -> tuple[str, str]:
     return f"CREATE SECRET (TYPE postgres, {options})", rest
 
 
+# The DSNs whose catalog this process has seen created.
+_CATALOG_READY: set[str] = set()
+
+
 def connect(state: State, *, read_only: bool = False, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the lake attached as `lake` (read-only when asked); the caller closes it."""
+    """An in-memory DuckDB with the lake attached as `lake` (read-only when asked); the caller closes it.
+
+    The first attach of a deployment creates the catalog's tables, and DuckLake's CREATE TABLE races when several
+    pods start at once on an empty catalog; so while the catalog is missing, attaching happens under a Postgres
+    advisory lock, one process after the other."""
+    dsn = state.dsn or ""
+    if dsn in _CATALOG_READY or _catalog_exists(dsn):
+        _CATALOG_READY.add(dsn)
+        return _attach(state, read_only, memory_limit)
+    timeout = lambda: LakeError(f"the lake's catalog in {redact_dsn(dsn)} was not created within 300 s")  # noqa: E731
+    with advisory_lock(dsn, "lake-catalog", 300.0, on_timeout=timeout):
+        con = _attach(state, read_only, memory_limit)
+    _CATALOG_READY.add(dsn)
+    return con
+
+
+def _catalog_exists(dsn: str) -> bool:
+    conn = pg_connect(dsn, application_name="sales-channel lake")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (f"{METADATA_SCHEMA}.ducklake_metadata",))
+            return cur.fetchone()[0] is not None
+    finally:
+        conn.close()
+
+
+def _attach(state: State, read_only: bool, memory_limit: str) -> duckdb.DuckDBPyConnection:
     environ = os.environ
     con = duckdb.connect()
     hidden: list[str] = []
