@@ -26,7 +26,7 @@ import boto3
 import duckdb
 
 from resources.duckdb_extensions import load_extensions
-from resources.postgres import advisory_lock
+from resources.postgres import StateUnavailable, advisory_lock
 from resources.postgres import connect as pg_connect
 from resources.state import State, postgres_params, redact_dsn
 
@@ -120,7 +120,10 @@ def connect(state: State, *, read_only: bool = False, memory_limit: str = "1GB")
 
 
 def _catalog_exists(dsn: str) -> bool:
-    conn = pg_connect(dsn, application_name="sales-channel lake")
+    try:
+        conn = pg_connect(dsn, application_name="sales-channel lake")
+    except StateUnavailable as exc:  # its message is scrubbed of the password already
+        raise LakeError(f"attaching the lake failed: {exc}") from None
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass(%s)", (f"{METADATA_SCHEMA}.ducklake_metadata",))

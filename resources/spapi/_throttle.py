@@ -202,7 +202,17 @@ class _SqliteStore:
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             return conn
         conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL takes an exclusive lock without waiting on the busy timeout: two processes
+        # opening the file at once get "database is locked" here, so the switch is tried again for a while.
+        deadline = time.monotonic() + 60.0
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         conn.execute("PRAGMA synchronous=NORMAL")
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn

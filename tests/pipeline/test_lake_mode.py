@@ -99,5 +99,5 @@ def test_a_failed_attach_shows_no_credential(monkeypatch, tmp_path):
     with pytest.raises(lake.LakeError) as caught:
         lake.connect(state)
     message = str(caught.value)
-    assert "Unable to connect to Postgres" in message
+    assert "cannot connect to the coordination database" in message  # the catalog check, before any attach
     assert "pg-password-value" not in message and "s3-secret-value" not in message
