@@ -6,8 +6,9 @@ What the extension does that the store's code must allow for (DuckDB 1.5.5's pos
 - a DuckDB transaction is one Postgres transaction at REPEATABLE READ: it sees what was committed when its first
   statement ran. Two processes storing one key at once: the later one fails (a unique violation, as the extension
   writes with COPY and resolves ON CONFLICT itself against what it read; or a serialization failure for an UPDATE or
-  DELETE). `is_conflict` tells such a failure, and the store's writers retry the transaction (`retry_conflicts`): the
-  retry sees the other's rows and skips them, so a notification is stored once and reported new once.
+  DELETE). `is_conflict` tells such a failure, and the store's writers run the transaction again
+  (`resources.transaction`, `STORE_ATTEMPTS` times at most): the retry sees the other's rows and skips them, so a
+  notification is stored once and reported new once.
 - RETURNING is not implemented; joins, IN (SELECT ...) and ON CONFLICT read the whole Postgres table (only a
   constant filter is pushed down): the store's transactions are short and its tables small next to a channel's.
 - concurrent `CREATE ... IF NOT EXISTS` of one name can fail in Postgres (its catalog's unique indexes): the schema
@@ -18,10 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable
 from contextlib import closing
-from typing import TypeVar
 
 import duckdb
 import psycopg2
@@ -29,7 +27,7 @@ import psycopg2
 from resources.duckdb_extensions import load_extensions
 from resources.state import postgres_params, redact_dsn
 
-__all__ = ["SCHEMA", "StoreUnavailable", "connect", "is_conflict", "retry_conflicts"]
+__all__ = ["SCHEMA", "StoreUnavailable", "connect", "STORE_ATTEMPTS", "is_conflict"]
 
 SCHEMA = "sales_channel_notifications"
 _READ_WRITE, _READ_ONLY = "notification_store", "notification_store_read_only"
@@ -45,8 +43,6 @@ _CONFLICTS = ("duplicate key value violates unique constraint", "could not seria
 # alone takes ~0.1 s) and the store attached twice, read-write and read-only; each connection is a cursor of it.
 _shared: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
 _shared_lock = threading.Lock()
-
-T = TypeVar("T")
 
 
 class StoreUnavailable(RuntimeError):
@@ -120,23 +116,12 @@ def _unavailable(dsn: str, exc: Exception) -> str:
     return f"notification store ({redact_dsn(dsn)}): " + (text.replace(password, "***") if password else text)
 
 
+# A store transaction that loses to a concurrent writer runs again, this many times in all.
+STORE_ATTEMPTS = 8
+
+
 def is_conflict(exc: BaseException) -> bool:
     """Whether `exc` is a transaction that lost to a concurrent one writing the same rows (retrying it is safe)."""
     if isinstance(exc, duckdb.TransactionException):
         return True
     return isinstance(exc, duckdb.Error) and any(text in str(exc) for text in _CONFLICTS)
-
-
-def retry_conflicts(attempt: Callable[[], T], attempts: int = 8, first_delay: float = 0.02) -> T:
-    """`attempt()` (one whole transaction, rolled back when it raises), again while it loses to a concurrent
-    transaction (`is_conflict`), at most `attempts` times with a growing pause."""
-    delay = first_delay
-    for remaining in range(attempts - 1, -1, -1):
-        try:
-            return attempt()
-        except duckdb.Error as exc:
-            if not remaining or not is_conflict(exc):
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
-    raise AssertionError("unreachable")

@@ -11,7 +11,8 @@ deployed mode two runs of one channel (the offers pull beside a prices run) may 
 DuckLake settles a mere race for the next snapshot itself (`ducklake_max_retry_count`) but aborts a logical conflict
 (both deleted from one table, one replaced a table the other wrote) with "Failed to commit DuckLake transaction":
 the block then runs again, against what the other run committed, up to `attempts` times in all, and the last conflict
-is raised. A block must therefore be safe to run again: SQL, and Python that only reads what it computes.
+is raised. A block must therefore be safe to run again: SQL, and Python that only reads what it computes. Other
+stores pass their own `is_conflict` (the notification store on Postgres: a writer that lost to another's rows).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import duckdb
@@ -41,8 +42,10 @@ class Attempt:
     """One attempt: BEGIN on entry; COMMIT when the block ends, ROLLBACK when it raises. A commit conflict is
     swallowed (the loop runs the block again) unless this is the last attempt."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, last: bool) -> None:
-        self.con, self.last = con, last
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, last: bool, is_conflict: Callable[[BaseException], bool]
+    ) -> None:
+        self.con, self.last, self.is_conflict = con, last, is_conflict
         self.committed = False
         self.conflict: BaseException | None = None
 
@@ -58,13 +61,13 @@ class Attempt:
                 self.con.execute("COMMIT")
                 self.committed = True
                 return False
-            except duckdb.TransactionException as failed:
+            except duckdb.Error as failed:
                 exc = failed
-                if not is_commit_conflict(failed) or self.last:
+                if not self.is_conflict(failed) or self.last:
                     self._rollback()
                     raise
         self._rollback()
-        if is_commit_conflict(exc) and not self.last:
+        if self.is_conflict(exc) and not self.last:
             self.conflict = exc
             return True
         return False
@@ -76,13 +79,18 @@ class Attempt:
             pass  # a failed COMMIT has already ended the transaction
 
 
-def transaction(con: duckdb.DuckDBPyConnection, attempts: int = ATTEMPTS) -> Iterator[Attempt]:
+def transaction(
+    con: duckdb.DuckDBPyConnection,
+    attempts: int = ATTEMPTS,
+    is_conflict: Callable[[BaseException], bool] = is_commit_conflict,
+    first_wait: float = _FIRST_WAIT_S,
+) -> Iterator[Attempt]:
     """The attempts at one transaction on `con` (see the module's docstring): stops after the first that commits."""
     for number in range(1, attempts + 1):
-        attempt = Attempt(con, last=number == attempts)
+        attempt = Attempt(con, last=number == attempts, is_conflict=is_conflict)
         yield attempt
         if attempt.committed or attempt.conflict is None:
             return
-        wait = _FIRST_WAIT_S * 2 ** (number - 1) * (0.5 + random.random())
-        log.warning("lake commit conflict (attempt %d of %d), running it again in %.2f s", number, attempts, wait)
+        wait = first_wait * 2 ** (number - 1) * (0.5 + random.random())
+        log.warning("commit conflict (attempt %d of %d), running it again in %.2f s", number, attempts, wait)
         time.sleep(wait)

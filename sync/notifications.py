@@ -31,7 +31,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from resources.notification_store import retry_conflicts
+from resources.notification_store import STORE_ATTEMPTS, is_conflict
+from resources.transaction import transaction
 from seller.config import Channel
 from sync.offers import OBSERVATION_SCHEMA, lower_keys, offer_fields, summary_fields
 
@@ -486,7 +487,7 @@ def store_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[dict[str, 
     for name in incoming:
         con.register(f"incoming_{name}", batch.table(name))
     try:
-        fresh = retry_conflicts(lambda: _store(con, incoming))
+        fresh = _store(con, incoming)
     finally:
         for name in incoming:
             con.unregister(f"incoming_{name}")
@@ -496,36 +497,32 @@ def store_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[dict[str, 
 
 def _store(con: duckdb.DuckDBPyConnection, incoming: list[str]) -> list[tuple]:
     """One transaction: the new notifications (not stored yet, first of the batch) and their detail rows."""
-    con.execute("BEGIN")
-    try:
-        key = ", ".join(_KEYS["notifications"])
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT DISTINCT ON ({key}) * FROM incoming_notifications i "
-            f"WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.notification_id = i.notification_id "
-            f"AND n.channel = i.channel) ORDER BY {key}, received_at"
-        )
-        con.execute("INSERT INTO notifications SELECT * FROM fresh")
-        for name in _DETAIL:
-            if name not in incoming:
-                continue
-            detail_key = ", ".join(_KEYS[name])
+    for attempt in transaction(con, attempts=STORE_ATTEMPTS, is_conflict=is_conflict, first_wait=0.02):
+        with attempt:
+            key = ", ".join(_KEYS["notifications"])
             con.execute(
-                f"INSERT INTO {name} SELECT DISTINCT ON ({detail_key}) d.* FROM incoming_{name} d "
-                f"SEMI JOIN fresh f ON f.notification_id = d.notification_id AND f.channel = d.channel "
-                f"ORDER BY {detail_key}"
+                f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT DISTINCT ON ({key}) * FROM incoming_notifications i "
+                f"WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.notification_id = i.notification_id "
+                f"AND n.channel = i.channel) ORDER BY {key}, received_at"
             )
-        if "dead_letters" in incoming:
-            con.execute(
-                "INSERT INTO dead_letters SELECT DISTINCT ON (dead_letter_id) * FROM incoming_dead_letters "
-                "ON CONFLICT DO NOTHING"
-            )
-        fresh = con.execute(
-            "SELECT notification_id, channel, notification_type, subject, event_time FROM fresh ORDER BY event_time"
-        ).fetchall()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            con.execute("INSERT INTO notifications SELECT * FROM fresh")
+            for name in _DETAIL:
+                if name not in incoming:
+                    continue
+                detail_key = ", ".join(_KEYS[name])
+                con.execute(
+                    f"INSERT INTO {name} SELECT DISTINCT ON ({detail_key}) d.* FROM incoming_{name} d "
+                    f"SEMI JOIN fresh f ON f.notification_id = d.notification_id AND f.channel = d.channel "
+                    f"ORDER BY {detail_key}"
+                )
+            if "dead_letters" in incoming:
+                con.execute(
+                    "INSERT INTO dead_letters SELECT DISTINCT ON (dead_letter_id) * FROM incoming_dead_letters "
+                    "ON CONFLICT DO NOTHING"
+                )
+            fresh = con.execute(
+                "SELECT notification_id, channel, notification_type, subject, event_time FROM fresh ORDER BY event_time"
+            ).fetchall()
     return fresh
 
 

@@ -34,8 +34,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from resources.notification_store import retry_conflicts
+from resources.notification_store import STORE_ATTEMPTS, is_conflict
 from resources.spapi import InvalidInput, QuotaExceeded, Throttled
+from resources.transaction import transaction
 from sync.notifications import OPEN_ORDER_STATUSES, ensure_schema
 
 __all__ = [
@@ -264,41 +265,38 @@ def _store_page(
         "outcome": outcome,
     }
     try:
-        return retry_conflicts(lambda: _store_page_once(con, params))
+        return _store_page_once(con, params)
     finally:
         con.unregister("incoming_orders")
         con.unregister("incoming_items")
 
 
 def _store_page_once(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> list[tuple]:
-    con.execute("BEGIN")
-    try:
-        con.execute(_UPSERT)
-        con.execute("DELETE FROM polled_order_items WHERE amazon_order_id IN (SELECT amazon_order_id FROM newer)")
-        con.execute("DELETE FROM polled_orders WHERE amazon_order_id IN (SELECT amazon_order_id FROM newer)")
-        con.execute("INSERT INTO polled_orders BY NAME SELECT * FROM newer")
-        con.execute(
-            "INSERT INTO polled_order_items BY NAME SELECT DISTINCT ON (amazon_order_id, order_item_id) i.* "
-            "FROM incoming_items i SEMI JOIN newer n USING (amazon_order_id) ORDER BY amazon_order_id, order_item_id"
-        )
-        # Seen again at the same version: only when we last saw it changes.
-        con.execute(
-            "UPDATE polled_orders SET polled_at = $now "
-            "WHERE amazon_order_id IN (SELECT amazon_order_id FROM incoming_orders)",
-            {"now": params["now"]},
-        )
-        con.execute(
-            "INSERT OR REPLACE INTO order_poll_state VALUES ($seller, $region, $watermark, $after, $token, $newest, "
-            "$now, $outcome)",
-            params,
-        )
-        fresh = con.execute(
-            "SELECT amazon_order_id, channel, order_status, fulfillment_type FROM newer ORDER BY amazon_order_id"
-        ).fetchall()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    for attempt in transaction(con, attempts=STORE_ATTEMPTS, is_conflict=is_conflict, first_wait=0.02):
+        with attempt:
+            con.execute(_UPSERT)
+            con.execute("DELETE FROM polled_order_items WHERE amazon_order_id IN (SELECT amazon_order_id FROM newer)")
+            con.execute("DELETE FROM polled_orders WHERE amazon_order_id IN (SELECT amazon_order_id FROM newer)")
+            con.execute("INSERT INTO polled_orders BY NAME SELECT * FROM newer")
+            con.execute(
+                "INSERT INTO polled_order_items BY NAME SELECT DISTINCT ON (amazon_order_id, order_item_id) i.* "
+                "FROM incoming_items i SEMI JOIN newer n USING (amazon_order_id) "
+                "ORDER BY amazon_order_id, order_item_id"
+            )
+            # Seen again at the same version: only when we last saw it changes.
+            con.execute(
+                "UPDATE polled_orders SET polled_at = $now "
+                "WHERE amazon_order_id IN (SELECT amazon_order_id FROM incoming_orders)",
+                {"now": params["now"]},
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO order_poll_state VALUES ($seller, $region, $watermark, $after, $token, "
+                "$newest, $now, $outcome)",
+                params,
+            )
+            fresh = con.execute(
+                "SELECT amazon_order_id, channel, order_status, fulfillment_type FROM newer ORDER BY amazon_order_id"
+            ).fetchall()
     return fresh
 
 
