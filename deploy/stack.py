@@ -250,9 +250,10 @@ def up() -> None:
             str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(PORTS["webserver"])
         ],
     }  # fmt: skip
-    # create the schema once, before the daemon and the webserver would race to (dagster-notes §11)
+    # create the schema and the pools' rows once, before the daemon, the webserver and the runs would race to
+    # (dagster-notes §11; deploy/prepare.py)
+    subprocess.run([sys.executable, "-m", "deploy.prepare"], env=env, cwd=REPO, check=True, capture_output=True)
     dagster = str(bin_dir / "dagster")
-    subprocess.run([dagster, "instance", "migrate"], env=env, cwd=REPO, check=True, capture_output=True)
     pids = {}
     for name, args in procs.items():
         proc = spawn(args, env, logs / f"{name}.log")

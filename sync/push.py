@@ -268,7 +268,8 @@ class Push:
             path = con.execute(
                 "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
             ).fetchall()[0][0]
-        lock = Path(path).with_suffix(".push.lock") if path else None  # in-memory: nothing shared
+        # in memory or in the lake (its path names the catalog, not a file): no file to lock beside
+        lock = Path(path).with_suffix(".push.lock") if path and Path(path).is_file() else None
         with _exclusive(self.channel.name, lock, self.settings.lock_wait_seconds):
             with self._open() as con:
                 ensure_tables(con)

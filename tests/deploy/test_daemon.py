@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -82,7 +83,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
         env.pop(key, None)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=REPO, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "deploy.prepare"], env=env, cwd=REPO, check=True, capture_output=True)
     daemon = spawn([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, base / "daemon.log")
     try:
         yield {"env": env, "config": config, "data": data, "emulator": emulator, "base": base}

@@ -230,9 +230,9 @@ def make_world(postgres_server: Postgres, s3_url: str, tmp_path: Path) -> Iterat
         home = base / "migrate-home"
         home.mkdir()
         shutil.copyfile(DAGSTER_YAML, home / "dagster.yaml")
-        migrate = subprocess.run(
-            [str(Path(sys.executable).parent / "dagster"), "instance", "migrate"],
-            env={**env, "DAGSTER_HOME": str(home)},
+        migrate = subprocess.run(  # the deployment's init job: schema and pools, before any pod starts
+            [sys.executable, "-m", "deploy.prepare"],
+            env={**env, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)},
             cwd=base,
             capture_output=True,
             text=True,
