@@ -8,6 +8,7 @@ is recorded with severity `warning` and the channel's other SKUs go on.
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -17,15 +18,18 @@ from assets.metadata import PREVIEW_ROWS, preview
 from assets.offers import import_notified, mapped_asins
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi_resource import SpApiResource
+from resources.transaction import transaction
 from resources.warehouse import Warehouse, channel_tables
 from seller.config import Channel
-from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, unknown_skus, validated_input
+from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, problems_for, unknown_skus
+from seller.snapshots import ensure_snapshot, read_errors, rows_sql
 from sync import offers
 from sync.pull import fba_rows
 
-__all__ = ["input_assets", "AmazonPullConfig"]
+__all__ = ["input_assets", "input_snapshots", "AmazonPullConfig"]
 
 MAX_LISTED_PROBLEMS = 50
+_FILE_ROWS = "_input_file_rows"  # the channel's rows of the snapshot, for an input that derives its table from them
 
 _DESCRIPTIONS = {
     "master_inventory": (
@@ -70,17 +74,14 @@ def _pull_fba(con: duckdb.DuckDBPyConnection, channel: Channel, spapi: SpApiReso
     return rows, {"amazon_rows": rows.num_rows}
 
 
-def _current_offers(con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime) -> dict:
-    """Inside the input's transaction: the file's rows become observations, the retention runs, and the
-    `competitor_prices` table becomes the current picture; returns the metadata."""
+def _current_offers(con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime, file_rows: str) -> dict:
+    """Inside the input's transaction: the file's rows (relation `file_rows`, read from the snapshot) become
+    observations, the retention runs, and the `competitor_prices` table becomes the current picture; returns the
+    metadata."""
     retention = channel.pricing.observation_retention_days
-    con.execute("CREATE OR REPLACE TEMP TABLE offer_file AS SELECT * FROM competitor_prices")
-    try:
-        file_added = offers.append_file(con, "offer_file", now, retention)
-        deleted = offers.apply_retention(con, now, retention)
-        offers.write_current(con, "competitor_prices", channel.name, channel.seller_id, "offer_file")
-    finally:
-        con.execute("DROP TABLE IF EXISTS temp.offer_file")
+    file_added = offers.append_file(con, file_rows, now, retention)
+    deleted = offers.apply_retention(con, now, retention)
+    offers.write_current(con, "competitor_prices", channel.name, channel.seller_id, file_rows)
     ages = offers.age_stats(con, now, channel.pricing.freshness_hours, mapped_asins(con))
     total = con.execute("SELECT count(*) FROM offer_observations").fetchall()[0][0]
 
@@ -127,7 +128,7 @@ def _build(name: str) -> dg.AssetsDefinition:
         group_name="inputs",
         kinds={"duckdb", "csv"},
         description=_DESCRIPTIONS[name],
-        deps=_DEPS.get(name),
+        deps=["input_snapshots", *_DEPS.get(name, [])],
         pool="spapi" if pull else None,  # the Amazon pulls: steps that call SP-API share one deployment-wide pool
         check_specs=[
             dg.AssetCheckSpec(
@@ -143,28 +144,38 @@ def _build(name: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         warehouse: Warehouse,
         pulled: tuple[pa.Table, dict] | None = None,
-        finish: Callable[[duckdb.DuckDBPyConnection], dict] | None = None,
+        finish: Callable[[duckdb.DuckDBPyConnection, str], dict] | None = None,
     ) -> dg.MaterializeResult:
         channel = channel_for(context.partition_key)
+        # The seller-level snapshot (built here when no run has built it for this file version yet); the channel
+        # reads only its own rows of it.
+        snapshot = ensure_snapshot(name, warehouse.data_dir, CHANNELS, memory_limit=warehouse.memory_limit)
+        rows = rows_sql(snapshot, channel.name)
         with warehouse.connect(channel.name) as con:
-            # The channel's valid rows become table `name` straight from the file; table, problems and Amazon's rows
-            # commit together.
             ensure_input_errors(con)
-            with validated_input(con, name, warehouse.data_dir, CHANNELS, channel=channel.name) as loaded:
-                problems = loaded.errors_for(channel.name)
-                if name == "channel_mappings" and loaded.path is not None and _known_master(con):
-                    warned = unknown_skus(con, name, "master_inventory", loaded.path.name)
-                    problems = pa.concat_tables([problems, warned])
-                file_rows = loaded.rows
-                con.register("problem_rows", problems)
-                con.execute("DELETE FROM input_errors WHERE input = ?", [name])
-                con.execute("INSERT INTO input_errors BY NAME SELECT ? AS input, * FROM problem_rows", [name])
-                if pulled is not None:
-                    con.register("amazon_rows", pulled[0])
-                    con.execute(_MERGE[name])
-                extra = finish(con) if finish is not None else {}
-                head = con.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row NULLS LAST LIMIT {PREVIEW_ROWS}")
-                head = head.to_arrow_table()
+            # Table (or, with `finish`, the file's rows for it to use), problems and Amazon's rows commit together.
+            for attempt in transaction(con):
+                with attempt:
+                    problems = problems_for(read_errors(con, snapshot), channel.name)
+                    if finish is None:
+                        con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {rows}')
+                        file_rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+                    else:
+                        con.execute(f"CREATE OR REPLACE TEMP VIEW {_FILE_ROWS} AS {rows}")
+                        file_rows = con.execute(f"SELECT count(*) FROM {_FILE_ROWS}").fetchall()[0][0]
+                    if name == "channel_mappings" and snapshot.file is not None and _known_master(con):
+                        warned = unknown_skus(con, name, "master_inventory", snapshot.file)
+                        problems = pa.concat_tables([problems, warned])
+                    con.register("problem_rows", problems)
+                    con.execute("DELETE FROM input_errors WHERE input = ?", [name])
+                    con.execute("INSERT INTO input_errors BY NAME SELECT ? AS input, * FROM problem_rows", [name])
+                    if pulled is not None:
+                        con.register("amazon_rows", pulled[0])
+                        con.execute(_MERGE[name])
+                    extra = finish(con, _FILE_ROWS) if finish is not None else {}
+                    head = con.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row NULLS LAST LIMIT {PREVIEW_ROWS}")
+                    head = head.to_arrow_table()
+            con.execute(f"DROP VIEW IF EXISTS temp.{_FILE_ROWS}")
             total = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
         errors = blocking(problems)
         warnings = problems.num_rows - errors.num_rows
@@ -196,7 +207,11 @@ def _build(name: str) -> dg.AssetsDefinition:
                 **({"amazon": dg.MetadataValue.text("offline" if pulled is None else "pulled")} if pull else {}),
                 **(pulled[1] if pulled else {}),
                 **extra,
-                "source": dg.MetadataValue.path(str(loaded.path) if loaded.path else f"{name} (absent)"),
+                "source": dg.MetadataValue.path(
+                    str(Path(warehouse.data_dir) / snapshot.file) if snapshot.file else f"{name} (absent)"
+                ),
+                "source_sha256": dg.MetadataValue.text(snapshot.sha256 or "absent"),
+                "snapshot": dg.MetadataValue.path(snapshot.rows_location),
                 "invalid_rows": dg.MetadataValue.int(len(set(errors.column("row").to_pylist()))),
                 "warnings": dg.MetadataValue.int(warnings),
                 "preview": preview(head),
@@ -216,7 +231,9 @@ def _build(name: str) -> dg.AssetsDefinition:
                 offers.ensure_tables(con)
                 if not config.offline:
                     meta = {"notified_asins": dg.MetadataValue.int(import_notified(con, warehouse, channel, now))}
-            return _input(context, warehouse, finish=lambda con: {**meta, **_current_offers(con, channel, now)})
+            return _input(
+                context, warehouse, finish=lambda con, rows: {**meta, **_current_offers(con, channel, now, rows)}
+            )
 
         return decorate(_offers_input)
 
@@ -247,4 +264,23 @@ def _describe(row: dict) -> str:
     return f"{where}: {label}{row['message']}{value}"
 
 
-input_assets: list[dg.AssetsDefinition] = [_build(name) for name in INPUTS]
+@dg.asset(group_name="inputs", kinds={"parquet"})
+def input_snapshots(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The seller's input files, each parsed and validated once per file version for every channel: the valid typed
+    rows and every problem, as Parquet (`<data>/warehouse/_inputs/`, or `<lake>/inputs/` when deployed), keyed by the
+    file's SHA-256 and the channel settings validation reads. Not partitioned: each channel's input asset reads only
+    its own rows of it (and builds it first when a run needs a version no run has built yet, under a lock). An
+    unchanged file is not parsed again; the metadata shows each file's hash and whether this run parsed it."""
+    metadata: dict[str, dg.MetadataValue] = {}
+    for name in INPUTS:
+        snapshot = ensure_snapshot(name, warehouse.data_dir, CHANNELS, memory_limit=warehouse.memory_limit)
+        context.log.info(f"{name}: {'validated' if snapshot.built else 'unchanged'} (sha256 {snapshot.sha256})")
+        metadata[f"{name}_sha256"] = dg.MetadataValue.text(snapshot.sha256 or "absent")
+        metadata[f"{name}_parsed"] = dg.MetadataValue.bool(snapshot.built)
+        metadata[f"{name}_rows"] = dg.MetadataValue.int(snapshot.rows)
+        metadata[f"{name}_problems"] = dg.MetadataValue.int(snapshot.problems)
+        metadata[f"{name}_snapshot"] = dg.MetadataValue.path(snapshot.rows_location)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+input_assets: list[dg.AssetsDefinition] = [input_snapshots, *(_build(name) for name in INPUTS)]

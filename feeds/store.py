@@ -69,6 +69,10 @@ class FeedStore(ABC):
         """Context manager: the document's bytes as a binary file object."""
 
     @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove the stored document `name` (no error when absent)."""
+
+    @abstractmethod
     def spool_dir(self) -> Path | None:
         """Where large temporaries of a writer go: the local folder itself, or None (the process's temp dir)."""
 
@@ -100,6 +104,9 @@ class LocalFeedStore(FeedStore):
 
     def open(self, name: str) -> BinaryIO:
         return open(self.root / name, "rb")  # noqa: SIM115 - the caller's `with` closes it
+
+    def delete(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
 
     def spool_dir(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -172,6 +179,9 @@ class S3FeedStore(FeedStore):
             yield body
         finally:
             body.close()
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
 
     def spool_dir(self) -> None:
         return None

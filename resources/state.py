@@ -8,7 +8,7 @@ a run in a fresh pod starts from what earlier runs left:
   store and its dead letters, the push lock) in that database, schema `sales_channel`;
 - channel data in a DuckLake whose catalog is the same database and whose data files live under
   `SALES_CHANNEL_LAKE` (`s3://bucket/prefix`, required in the deployed mode): `<lake>/lake/` for the lake's files,
-  `<lake>/feeds/<channel>/` for the generated feed documents.
+  `<lake>/feeds/<channel>/` for the generated feed documents, `<lake>/inputs/` for the validated input snapshots.
 Access tokens are not cached across processes in the deployed mode (one token per run); refresh tokens never are.
 """
 
@@ -70,6 +70,11 @@ class State:
 
     def feeds_path(self, channel: str) -> str:
         return f"{self._lake_root()}/feeds/{channel}"
+
+    @property
+    def inputs_path(self) -> str:
+        """Where the validated input snapshots live (seller.snapshots)."""
+        return f"{self._lake_root()}/inputs"
 
     def _lake_root(self) -> str:
         if not self.lake:

@@ -49,6 +49,8 @@ __all__ = [
     "NOT_IN_MASTER",
     "blocking",
     "ensure_input_errors",
+    "find_input",
+    "problems_for",
     "unknown_skus",
 ]
 
@@ -217,14 +219,19 @@ _SQL_TYPE = {
 }
 
 
+def problems_for(errors: pa.Table, channel: str) -> pa.Table:
+    """The problems (ERROR_SCHEMA) that concern `channel`: its own rows' problems and every problem not tied to one
+    channel."""
+    ch = errors.column("channel")
+    return errors.filter(pa.compute.or_kleene(pa.compute.is_null(ch), pa.compute.equal(ch, channel)))
+
+
 class _Problems:
     errors: pa.Table
 
     def errors_for(self, channel: str) -> pa.Table:
         """Problems that block `channel`: its own rows' problems and every problem not tied to one channel."""
-        ch = self.errors.column("channel")
-        mask = pa.compute.or_kleene(pa.compute.is_null(ch), pa.compute.equal(ch, channel))
-        return self.errors.filter(mask)
+        return problems_for(self.errors, channel)
 
 
 @dataclass

@@ -58,6 +58,7 @@ def test_definitions_load_with_every_asset_partitioned():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
+        "input_snapshots",
         "master_inventory",
         "channel_mappings",
         "competitor_prices",
@@ -82,8 +83,11 @@ def test_definitions_load_with_every_asset_partitioned():
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.partitions_def is not None and node.partitions_def.get_partition_keys() == ["us", "uk", "de"]
         assert node.description, key
+        if key.to_user_string() == "input_snapshots":  # seller-level: each file validated once for every channel
+            assert node.partitions_def is None
+            continue
+        assert node.partitions_def is not None and node.partitions_def.get_partition_keys() == ["us", "uk", "de"]
 
 
 def test_lineage_follows_what_each_asset_reads_and_writes():
@@ -110,7 +114,16 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert parents("shipments") == set()
     # ANY_OFFER_CHANGED: the sensor's store -> the observations (plus the pull) -> the offers as they stand.
     assert parents("offer_observations") == {"channel_mappings", "notification_store"}
-    assert parents("competitor_prices") == {"channel_mappings", "offer_observations", "notification_store"}
+    assert parents("competitor_prices") == {
+        "input_snapshots",
+        "channel_mappings",
+        "offer_observations",
+        "notification_store",
+    }
+    # Each input file is validated once per version, for every channel: the seller-level snapshot feeds each input.
+    assert parents("master_inventory") == {"input_snapshots"}
+    assert parents("channel_mappings") == {"input_snapshots", "master_inventory"}
+    assert parents("fba_inventory") == {"input_snapshots"}
     # The seller's file and the sensor's store are external: shown, never materialized by a run.
     assert not graph.get(dg.AssetKey("notification_store")).is_executable
     assert not graph.get(dg.AssetKey("shipments")).is_executable
@@ -125,6 +138,7 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert "orders" not in job_assets("inventory_job")  # the poll runs on its own schedule, once per seller x region
     pipeline = job_assets("channel_pipeline_job")
     assert "notification_subscriptions" not in pipeline and "sync_history" in pipeline
+    assert "input_snapshots" in pipeline
     # The status reads what the pulls, the push and sync_history recorded; it and the freshness checks run in their
     # own job, never inside a sync run.
     assert parents("channel_status") == {
