@@ -74,12 +74,14 @@ def _pull_fba(con: duckdb.DuckDBPyConnection, channel: Channel, spapi: SpApiReso
     return rows, {"amazon_rows": rows.num_rows}
 
 
-def _current_offers(con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime, file_rows: str) -> dict:
+def _current_offers(
+    con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime, file_rows: str, version: str
+) -> dict:
     """Inside the input's transaction: the file's rows (relation `file_rows`, read from the snapshot) become
     observations, the retention runs, and the `competitor_prices` table becomes the current picture; returns the
     metadata."""
     retention = channel.pricing.observation_retention_days
-    file_added = offers.append_file(con, file_rows, now, retention)
+    file_added = offers.append_file(con, file_rows, now, retention, version)
     deleted = offers.apply_retention(con, now, retention)
     offers.write_current(con, "competitor_prices", channel.name, channel.seller_id, file_rows)
     ages = offers.age_stats(con, now, channel.pricing.freshness_hours, mapped_asins(con))
@@ -144,7 +146,7 @@ def _build(name: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         warehouse: Warehouse,
         pulled: tuple[pa.Table, dict] | None = None,
-        finish: Callable[[duckdb.DuckDBPyConnection, str], dict] | None = None,
+        finish: Callable[[duckdb.DuckDBPyConnection, str, str], dict] | None = None,
     ) -> dg.MaterializeResult:
         channel = channel_for(context.partition_key)
         # The seller-level snapshot (built here when no run has built it for this file version yet); the channel
@@ -172,7 +174,7 @@ def _build(name: str) -> dg.AssetsDefinition:
                     if pulled is not None:
                         con.register("amazon_rows", pulled[0])
                         con.execute(_MERGE[name])
-                    extra = finish(con, _FILE_ROWS) if finish is not None else {}
+                    extra = finish(con, _FILE_ROWS, snapshot.key) if finish is not None else {}
                     head = con.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row NULLS LAST LIMIT {PREVIEW_ROWS}")
                     head = head.to_arrow_table()
             con.execute(f"DROP VIEW IF EXISTS temp.{_FILE_ROWS}")
@@ -232,7 +234,9 @@ def _build(name: str) -> dg.AssetsDefinition:
                 if not config.offline:
                     meta = {"notified_asins": dg.MetadataValue.int(import_notified(con, warehouse, channel, now))}
             return _input(
-                context, warehouse, finish=lambda con, rows: {**meta, **_current_offers(con, channel, now, rows)}
+                context,
+                warehouse,
+                finish=lambda con, rows, version: {**meta, **_current_offers(con, channel, now, rows, version)},
             )
 
         return decorate(_offers_input)

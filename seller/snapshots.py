@@ -198,7 +198,6 @@ def _build(
     """Validate the file into the three snapshot files; None (nothing stored) when the file's bytes changed
     meanwhile."""
     rows_name, errors_name, manifest_name = _names(name, key)
-    order = "channel, _row" if INPUTS[name].channel_scoped else "_row"
     with tempfile.TemporaryDirectory(prefix="input-snapshot-") as spill:
         con = duckdb.connect()
         try:
@@ -209,8 +208,15 @@ def _build(
                     return None
                 with store.target(errors_name) as target:
                     pq.write_table(loaded.errors, target)
+                # valid_rows is in file order already: a file of several channels is sorted by channel so a channel's
+                # read skips the others' row groups; a one-channel file is written as it is.
+                scoped = INPUTS[name].channel_scoped
+                several = scoped and con.execute("SELECT count(DISTINCT channel) > 1 FROM valid_rows").fetchall()[0][0]
+                order = " ORDER BY channel, _row" if several else ""
                 with store.target(rows_name) as target:
-                    con.execute(f"COPY (SELECT * FROM valid_rows ORDER BY {order}) TO '{target}' (FORMAT parquet)")
+                    con.execute(
+                        f"COPY (SELECT * FROM valid_rows{order}) TO '{target}' (FORMAT parquet, COMPRESSION 'lz4')"
+                    )
                 manifest = {
                     "input": name,
                     "key": key,

@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS offer_snapshots (
     competitive_price_threshold DECIMAL(18,2), our_buybox BOOLEAN, recorded_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS offer_imports (source VARCHAR NOT NULL, received_through TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS offer_file_imports (version VARCHAR NOT NULL, imported_at TIMESTAMPTZ NOT NULL);
 """
 
 # The sensor stamps a batch's received_at before it waits for the store, so a batch may commit with an older stamp
@@ -256,10 +257,18 @@ def append(
     return added_obs, added_snaps
 
 
-def append_file(con: duckdb.DuckDBPyConnection, file_table: str, now: datetime, retention_days: int) -> int:
+def append_file(
+    con: duckdb.DuckDBPyConnection, file_table: str, now: datetime, retention_days: int, version: str | None = None
+) -> int:
     """The seller's `competitor_prices` rows (table `file_table`: asin, seller_id, price, shipping, fulfillment,
     observed_at) as `file` observations, our own offers included; the file has no snapshots. Appended in SQL from the
-    table itself (millions of rows at a large catalogue: no trip through Arrow)."""
+    table itself (millions of rows at a large catalogue: no trip through Arrow). With `version` (the file's hash), a
+    version appended last time is not read again: it would add nothing (its rows are there, or past the retention)."""
+    if version is not None:
+        ensure_tables(con)
+        last = con.execute("SELECT version FROM offer_file_imports").fetchall()
+        if [r[0] for r in last] == [version]:
+            return 0
     params = {"source": "file", "now": now, "keep_since": now - timedelta(days=retention_days)}
     con.execute(
         "CREATE OR REPLACE TEMP VIEW incoming_observations AS SELECT asin, seller_id, observed_at, price, shipping, "
@@ -268,9 +277,13 @@ def append_file(con: duckdb.DuckDBPyConnection, file_table: str, now: datetime, 
         f'FROM "{file_table}"'
     )
     try:
-        return con.execute(_APPEND_OBSERVATIONS, params).fetchall()[0][0]
+        added = con.execute(_APPEND_OBSERVATIONS, params).fetchall()[0][0]
     finally:
         con.execute("DROP VIEW temp.incoming_observations")
+    if version is not None:
+        con.execute("DELETE FROM offer_file_imports")
+        con.execute("INSERT INTO offer_file_imports VALUES ($version, $now)", {"version": version, "now": now})
+    return added
 
 
 # --- the notification store --------------------------------------------------------------------------------------

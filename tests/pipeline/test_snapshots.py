@@ -2,6 +2,7 @@
 
 import hashlib
 from collections import Counter
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -93,3 +94,22 @@ def test_old_versions_are_pruned_and_the_newest_two_kept(small_seller, channels)
         keys.append(seller.snapshots.ensure_snapshot("master_inventory", small_seller, channels).key)
     stored = {p.name for p in (small_seller / "warehouse" / "_inputs").glob("master_inventory-*.json")}
     assert stored == {f"master_inventory-{key[:24]}.json" for key in keys[1:]}
+
+
+def test_a_competitor_file_version_already_appended_is_not_read_again():
+    import duckdb
+
+    from sync import offers
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE file_rows AS SELECT 'B000000001' AS asin, 'S1' AS seller_id, 10.00::DECIMAL(18,2) AS price, "
+        "0::DECIMAL(18,2) AS shipping, 'FBA' AS fulfillment, TIMESTAMPTZ '2026-11-29 09:00:00+00' AS observed_at"
+    )
+    offers.ensure_tables(con)
+    now = datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert offers.append_file(con, "file_rows", now, 30, version="v1") == 1
+    con.execute("DELETE FROM offer_observations")  # were it read again, the row would come back
+    assert offers.append_file(con, "file_rows", now, 30, version="v1") == 0
+    assert con.execute("SELECT count(*) FROM offer_observations").fetchall() == [(0,)]
+    assert offers.append_file(con, "file_rows", now, 30, version="v2") == 1
