@@ -9,7 +9,8 @@ the medians and each side's highest peak RSS, and ends with `offline: ratio=R pe
 
 `--channels 12` measures a seller with many marketplaces instead: one seller, 12 channels (US, CA, MX, BR and 8 EU
 marketplaces), every channel's pipeline run one after another, each in its own process; time and peak RSS per
-channel, ending with `offline_channels: channels=12 median_s=S max_peak_rss_mb=M skus=N`.
+channel, ending with `offline_channels: channels=12 median_s=S max_peak_rss_mb=M skus=N`. The first channel's run
+validates each input file once (`input_snapshots`); the others read their rows of those snapshots.
 
 `--profile PATH` runs the pipeline once under cProfile (in its child process) and writes the top entries by
 cumulative and by own time to PATH.
@@ -197,6 +198,9 @@ def _many(tmp: str, skus: int) -> None:
         seconds, mb = _measure("pipeline", tmp, "--channel", channel, keep=True)
         results.append((seconds, mb))
         print(f"channel {channel}: {seconds:8.2f} s  peak RSS {mb:7.0f} MB", flush=True)
+    # The seller-level snapshots: each input file validated once (by the first channel's run), whatever the channels.
+    manifests = sorted(p.name for p in (Path(tmp) / "warehouse" / "_inputs").glob("*.json"))
+    print(f"snapshots: {len(manifests)} input file versions validated for {len(_MANY)} channels: {manifests}")
     median_s = statistics.median(s for s, _ in results)
     total_s = sum(s for s, _ in results)
     peak = max(mb for _, mb in results)
