@@ -60,6 +60,7 @@ def test_definitions_load_with_every_asset_partitioned():
     assert keys == {
         "master_inventory",
         "channel_mappings",
+        "pricing_rules",
         "competitor_prices",
         "offer_observations",
         "fba_inventory",
