@@ -22,6 +22,7 @@ FROM reconciled_inventory r
 JOIN master_inventory m USING (sku)
 JOIN channel_mappings c USING (sku)
 {published_join}
+{only}
 """
 
 
@@ -33,16 +34,20 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def price_channel(con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime) -> duckdb.DuckDBPyRelation:
+def price_channel(
+    con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime, only: str | None = None
+) -> duckdb.DuckDBPyRelation:
     """Every mapped SKU of the channel priced by `price_with_rules` from the channel's tables: reconciled_inventory,
     master_inventory, channel_mappings, competitor_prices, and where they exist pricing_rules (the validated file),
-    product_fees (the fee estimates) and published_state (the price Amazon has). Creates the temp view `listings`."""
+    product_fees (the fee estimates) and published_state (the price Amazon has). `only`: a relation with a `sku`
+    column, to price those SKUs alone. Creates the temp view `listings`; writes nothing else."""
     tables = _tables(con)
     published = "published_state" in tables
     con.execute(
         _LISTINGS.format(
             published=f"from_minor(p.price_minor, {int(channel.decimals)})" if published else "NULL::DECIMAL(18,2)",
             published_join="LEFT JOIN published_state p USING (sku)" if published else "",
+            only=f"WHERE r.sku IN (SELECT sku FROM {only})" if only else "",
         )
     )
     return price_with_rules(
