@@ -53,6 +53,12 @@ _DESCRIPTIONS = {
         "file's rows (a null `_row` means Amazon). Each run first imports the notifications the sensor stored since "
         "the last one, so a notified change is priced without asking Amazon; it never calls SP-API itself."
     ),
+    "pricing_rules": (
+        "The seller's pricing rules: one row per rule (rule_id, channel or blank for every channel, scope all / "
+        "product_type / brand / sku with its scope_value, type, value, priority, active), applied by buybox_prices "
+        "in ascending priority after the channel's implicit `default` rule. Source: the optional `pricing_rules` file; "
+        "none means the channel prices with its `pricing:` block alone. A bad row blocks the channel's prices."
+    ),
     "fba_inventory": (
         "FBA stock as Amazon reports it: one row per FBA SKU with its fulfillable quantity. Source: Amazon's "
         "getInventorySummaries for the channel's marketplace (every page); a row of the `fba_inventory` file "

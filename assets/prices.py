@@ -6,16 +6,9 @@ import dagster as dg
 
 from assets.metadata import table_preview
 from pipelines.partitions import channel_for, channel_partitions
-from pricing import buybox
+from pricing import rules
+from pricing.channel import price_channel
 from resources.warehouse import Warehouse
-
-_LISTINGS = """
-CREATE OR REPLACE TEMP VIEW listings AS
-SELECT r.sku, r.asin, r.fulfillment, m.price AS base_price, c.min_price, c.max_price, c.shipping, c.undercut_percent
-FROM reconciled_inventory r
-JOIN master_inventory m USING (sku)
-JOIN channel_mappings c USING (sku)
-"""
 
 _SUMMARY = """
 SELECT count(*) FILTER (price_minor > base_minor), count(*) FILTER (price_minor < base_minor),
@@ -35,31 +28,26 @@ class PricingRunConfig(dg.Config):
     partitions_def=channel_partitions,
     group_name="pricing",
     kinds={"duckdb"},
-    deps=["reconciled_inventory", "competitor_prices", "channel_mappings", "master_inventory"],
+    # TODO(merge i17-fees): add "product_fees" here once its asset is on this branch; until then the fees are read
+    # when the table exists (price_channel).
+    deps=["reconciled_inventory", "competitor_prices", "channel_mappings", "master_inventory", "pricing_rules"],
 )
 def buybox_prices(
     context: dg.AssetExecutionContext, config: PricingRunConfig, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """Computed Buy Box prices for the channel, one row per mapped SKU: the seed's match_competitor rule (undercut
-    the lowest fresh competitor's landed price by undercut_percent, rounded down to the currency's minor unit, then
-    clamped to [min_price, max_price]; the base price when no fresh competitor exists), the rule outcome and the
-    competitor it answered. Prices are integer minor units plus exact DECIMAL amounts. Source: reconciled_inventory,
-    channel_mappings, master_inventory and competitor_prices."""
+    """Computed Buy Box prices for the channel, one row per mapped SKU: the master price through the channel's
+    pricing rules (the implicit `default` rule, the seed's match_competitor: undercut the lowest fresh competitor's
+    landed price by undercut_percent, rounded down to the currency's minor unit; then the `pricing_rules` file's
+    rules by priority), clamped to [min_price, max_price]; the outcome, the competitor answered, `rule_chain` (each
+    rule that applied with the price after it), the cost floor and the fee estimate used. Prices are integer minor
+    units plus exact DECIMAL amounts. Source: reconciled_inventory, channel_mappings, master_inventory,
+    competitor_prices, pricing_rules, product_fees (when estimated) and published_state (the price Amazon has)."""
     channel = channel_for(context.partition_key)
     now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
     if now.tzinfo is None:
         raise dg.Failure(description=f"as_of {config.as_of!r} needs a UTC offset, e.g. 2026-11-29T10:00:00+00:00")
     with warehouse.connect(channel.name) as con:
-        con.execute(_LISTINGS)
-        priced = buybox.buybox_prices(
-            con,
-            "listings",
-            "competitor_prices",
-            seller_id=channel.seller_id,
-            decimals=channel.decimals,
-            pricing=channel.pricing,
-            now=now,
-        )
+        priced = price_channel(con, channel, now)
         con.register("priced", priced)  # a temp view (a relation's view would go into a DuckLake)
         con.execute(
             "CREATE OR REPLACE TABLE buybox_prices AS SELECT $channel AS channel, $currency AS currency, "
@@ -78,6 +66,6 @@ def buybox_prices(
             "price_unchanged": same,
             "at_floor": floor,
             "median_change": str(median) if median is not None else "n/a",
-            **{f"outcome_{name}": outcomes.get(name, 0) for name in buybox.OUTCOMES},
+            **{f"outcome_{name}": outcomes.get(name, 0) for name in rules.OUTCOMES},
         }
     )

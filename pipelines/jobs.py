@@ -50,7 +50,12 @@ channel_pipeline_job = dg.define_asset_job(
 inventory_job = dg.define_asset_job(
     "inventory_job",
     selection=dg.AssetSelection.assets(
-        "master_inventory", "channel_mappings", "fba_inventory", "reservations", "shipment_confirmations"
+        "master_inventory",
+        "channel_mappings",
+        "fba_inventory",
+        "reservations",
+        "shipment_confirmations",
+        "pricing_rules",
     ).downstream()
     - dg.AssetSelection.assets("offer_observations")
     - _STATUS,
@@ -58,11 +63,11 @@ inventory_job = dg.define_asset_job(
     description="Refresh stock for one channel: inputs, FBA figures, open-order reservations, reconcile and push.",
 )
 
-# Prices: the offers as observed (notifications imported, no pull) and the Buy Box prices, then the feeds and the
-# push downstream of them.
+# Prices: the offers as observed (notifications imported, no pull), the pricing rules (a small file, validated each
+# time so an edit applies to the next reprice) and the Buy Box prices, then the feeds and the push downstream of them.
 prices_job = dg.define_asset_job(
     "prices_job",
-    selection=dg.AssetSelection.assets("competitor_prices").downstream() - _STATUS,
+    selection=dg.AssetSelection.assets("competitor_prices", "pricing_rules").downstream() - _STATUS,
     config=_PER_CHANNEL,
     description="Reprice one channel from the offers observed so far, then write and push the price feeds.",
 )

@@ -44,12 +44,21 @@ class ChannelConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Pricing:
-    """How Buy Box prices are computed for one channel (the seed's `match_competitor` rule)."""
+    """How Buy Box prices are computed for one channel: the implicit `default` rule (the seed's `match_competitor`),
+    the competitor filters every `match_competitor` step uses, and what a step does when there is no competitor or
+    the competitor is below the SKU's floor. The defaults price exactly as the seed did."""
 
     undercut_percent: Decimal = Decimal("0.5")
     freshness_hours: int = 24
-    compete_with: str = "all"  # "all" | "fba_only"
+    compete_with: str = "all"  # "all" | "fba_only" | "featured" (Buy Box-eligible offers only)
     observation_retention_days: int = 30  # offer_observations / offer_snapshots older than this are deleted
+    min_feedback_rating: Decimal | None = None  # percent positive; a competitor without a rating is kept
+    min_feedback_count: int | None = None  # a competitor without a count is kept
+    exclude_sellers: tuple[str, ...] = ()
+    include_sellers: tuple[str, ...] = ()  # empty: every seller
+    no_competitor: str = "base"  # "base" (the price so far) | "max" (max_price) | "hold" (Amazon's current price)
+    below_floor: str = "floor"  # "floor" (the clamp lifts it) | "hold" (Amazon's current price) | "max" (max_price)
+    default_rule: bool = True  # the implicit rule `default`: match_competitor, priority 0, scope all
 
 
 @dataclass(frozen=True)
@@ -210,10 +219,25 @@ def _parse_entry(entry: Any, where: str) -> Channel:
     )
 
 
+_PRICING_KEYS = {
+    "undercut_percent",
+    "freshness_hours",
+    "compete_with",
+    "observation_retention_days",
+    "min_feedback_rating",
+    "min_feedback_count",
+    "exclude_sellers",
+    "include_sellers",
+    "no_competitor",
+    "below_floor",
+    "default_rule",
+}
+
+
 def _parse_pricing(block: Any, where: str) -> Pricing:
     if not isinstance(block, dict):
         raise ChannelConfigError(f"{where}: pricing must be a mapping")
-    unknown = set(block) - {"undercut_percent", "freshness_hours", "compete_with", "observation_retention_days"}
+    unknown = set(block) - _PRICING_KEYS
     if unknown:
         raise ChannelConfigError(f"{where}: unknown pricing keys {sorted(unknown)}")
     try:
@@ -226,17 +250,53 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
     if not isinstance(freshness, int) or isinstance(freshness, bool) or freshness <= 0:
         raise ChannelConfigError(f"{where}: pricing.freshness_hours must be a positive whole number of hours")
     compete_with = str(block.get("compete_with", "all"))
-    if compete_with not in ("all", "fba_only"):
-        raise ChannelConfigError(f"{where}: pricing.compete_with must be all or fba_only")
+    if compete_with not in ("all", "fba_only", "featured"):
+        raise ChannelConfigError(f"{where}: pricing.compete_with must be all, fba_only or featured")
     retention = block.get("observation_retention_days", 30)
     if not isinstance(retention, int) or isinstance(retention, bool) or retention <= 0:
         raise ChannelConfigError(f"{where}: pricing.observation_retention_days must be a positive whole number of days")
+    rating = block.get("min_feedback_rating")
+    if rating is not None:
+        try:
+            rating = Decimal(str(rating)) if not isinstance(rating, bool) else None
+        except InvalidOperation:
+            rating = None
+        if rating is None or not rating.is_finite() or not Decimal(0) <= rating <= 100:
+            raise ChannelConfigError(f"{where}: pricing.min_feedback_rating must be a percentage in [0, 100]")
+    count = block.get("min_feedback_count")
+    if count is not None and not _whole(count):
+        raise ChannelConfigError(f"{where}: pricing.min_feedback_count must be a whole number ≥ 0")
+    sellers = {
+        key: _seller_list(block.get(key), f"{where}: pricing.{key}") for key in ("exclude_sellers", "include_sellers")
+    }
+    choices = {}
+    for key, allowed in (("no_competitor", ("base", "max", "hold")), ("below_floor", ("floor", "hold", "max"))):
+        choices[key] = str(block.get(key, allowed[0]))
+        if choices[key] not in allowed:
+            raise ChannelConfigError(f"{where}: pricing.{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}")
+    default_rule = block.get("default_rule", True)
+    if not isinstance(default_rule, bool):
+        raise ChannelConfigError(f"{where}: pricing.default_rule must be true or false")
     return Pricing(
         undercut_percent=undercut,
         freshness_hours=freshness,
         compete_with=compete_with,
         observation_retention_days=retention,
+        min_feedback_rating=rating,
+        min_feedback_count=count,
+        **sellers,
+        **choices,
+        default_rule=default_rule,
     )
+
+
+def _seller_list(value: Any, where: str) -> tuple[str, ...]:
+    """A list of Amazon seller ids (merchant tokens)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and _SELLER_ID.match(v) for v in value):
+        raise ChannelConfigError(f"{where} must be a list of seller ids (merchant tokens such as A2EUQ1WTGCTBG2)")
+    return tuple(value)
 
 
 def _parse_allocation(block: Any, where: str) -> Allocation:

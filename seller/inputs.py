@@ -32,6 +32,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pricing.rules import MONEY_TYPES, RULE_TYPES, SCOPES
 from resources.transaction import transaction
 from seller.config import Channel
 
@@ -109,7 +110,7 @@ def blocking(errors: pa.Table) -> pa.Table:
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # text | sku | count | money | asin | choice | percent | share | timestamp | channel
+    kind: str  # text | sku | count | integer | money | decimal | asin | choice | percent | share | timestamp | channel
     required: bool = True  # the column must be present
     choices: tuple[str, ...] = ()
     may_be_empty: bool = False  # a required column whose cells may still be blank
@@ -124,10 +125,57 @@ class InputSpec:
     # Columns whose effective value (a blank cell: the channel's allocation setting) must be equal on the rows of one
     # SKU on every channel of one seller and region that publishes its quantity (Amazon's unified account).
     unified: tuple[str, ...] = ()
+    # Checks across columns: (column, SQL condition TRUE for a bad row, message); see `_rules` for what it may read.
+    checks: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def channel_scoped(self) -> bool:
         return any(c.kind == "channel" for c in self.columns)
+
+
+def _rule_checks() -> tuple[tuple[str, str, str], ...]:
+    """The pricing_rules checks across columns. A rule id is shown in `rule_chain` (`R7:21.34 > clamp:20.00`), so it
+    is plain and never one of the chain's own names; a value is an amount (at most 2 decimals, whole for a currency
+    without a minor unit: for a blank channel, any configured one) or a percentage, by type."""
+
+    def t(column: str) -> str:
+        return f'"{_TRIMMED}{column}"'
+
+    def typed(column: str) -> str:
+        return f'"{_TYPED}{column}"'
+
+    money = ", ".join(f"'{name}'" for name in MONEY_TYPES)
+    below_100 = "'discount_percent', 'match_competitor', 'cost_floor'"
+    return (
+        (
+            "rule_id",
+            f"{t('rule_id')} <> '' AND NOT regexp_full_match({t('rule_id')}, '[A-Za-z0-9][A-Za-z0-9_.-]{{0,39}}')",
+            "a rule id is 1-40 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        ),
+        (
+            "rule_id",
+            f"lower({t('rule_id')}) IN ('default', 'clamp')",
+            "reserved: 'default' and 'clamp' name steps of every rule_chain",
+        ),
+        ("scope_value", f"{t('scope')} = 'all' AND {t('scope_value')} <> ''", "must be blank for scope all"),
+        (
+            "scope_value",
+            f"{t('scope')} IN ('product_type', 'brand', 'sku') AND {t('scope_value')} = ''",
+            "required for this scope",
+        ),
+        (
+            "value",
+            f"{t('type')} IN ({money}) AND {typed('value')} <> round({typed('value')}, 2)",
+            "an amount: at most 2 decimals",
+        ),
+        (
+            "value",
+            f"{t('type')} IN ({money}) AND _decimals = 0 AND {typed('value')} <> round({typed('value')}, 0)",
+            "a currency without a minor unit (JPY) prices this rule: use a whole number",
+        ),
+        ("value", f"{t('type')} IN ({below_100}) AND {typed('value')} >= 100", "a percentage below 100"),
+        ("value", f"{t('type')} = 'markup_percent' AND {typed('value')} > 10000", "a markup of at most 10000 %"),
+    )
 
 
 INPUTS: dict[str, InputSpec] = {
@@ -189,6 +237,22 @@ INPUTS: dict[str, InputSpec] = {
             unique=("channel", "sku"),
             optional_file=True,
         ),
+        InputSpec(
+            "pricing_rules",
+            (
+                Column("rule_id", "text"),
+                Column("channel", "channel", may_be_empty=True),  # blank: every channel
+                Column("scope", "choice", choices=SCOPES),
+                Column("scope_value", "text", may_be_empty=True),  # blank for scope all
+                Column("type", "choice", choices=RULE_TYPES),
+                Column("value", "decimal"),
+                Column("priority", "integer"),
+                Column("active", "choice", required=False, choices=("true", "false")),
+            ),
+            unique=("rule_id",),
+            optional_file=True,
+            checks=_rule_checks(),
+        ),
     )
 }
 
@@ -212,6 +276,8 @@ SIDE_INPUTS: dict[str, InputSpec] = {
 
 _SQL_TYPE = {
     "count": "BIGINT",
+    "integer": "INTEGER",
+    "decimal": "DECIMAL(18,4)",
     "money": "DECIMAL(18,2)",
     "percent": "DECIMAL(9,4)",
     "share": "DECIMAL(5,2)",
@@ -651,6 +717,16 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
             rules.append((col.name, f"length({c}) > {_SKU_MAX}", f"SKU longer than {_SKU_MAX} characters"))
             rules.append((col.name, f"{c} <> {t}", "SKU has leading or trailing spaces"))
             rules.append((col.name, f"regexp_matches({c}, '^[=+@]')", _FORMULA_SKU))
+        elif col.kind == "integer":
+            rules.append((col.name, filled + f"NOT regexp_full_match({t}, '-?\\d{{1,9}}')", "not a whole number"))
+        elif col.kind == "decimal":
+            rules.append(
+                (
+                    col.name,
+                    filled + f"NOT regexp_full_match({t}, '\\d{{1,13}}(\\.\\d{{1,4}})?')",
+                    "not a non-negative number with at most 4 decimals",
+                )
+            )
         elif col.kind == "count":
             rules.append((col.name, filled + f"regexp_full_match({t}, '-\\d+')", "negative quantity (must be ≥ 0)"))
             rules.append(
@@ -713,6 +789,7 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
             )
         elif col.kind == "channel":
             rules.append((col.name, filled + "_decimals IS NULL", "unknown channel (not in the channels config)"))
+    rules.extend(check for check in spec.checks if check[0] in present)
     if {"min_price", "max_price"} <= present:
         rules.append(
             (
@@ -760,8 +837,14 @@ def _validate(
         # The configured channels (a handful) as CASE expressions: no join, so the scan's order is kept.
         known = list(channels.values())
         name = "trim(r.channel)"
+        # A blank channel (where the file allows one) means every channel: the fewest decimals of them all.
+        blank = any(c.kind == "channel" and c.may_be_empty for c in spec.columns)
+        every = f" WHEN '' THEN {min(int(c.decimals) for c in known)}" if blank and known else ""
         decimals = (
-            f"CASE {name} " + " ".join(f"WHEN {_literal(c.name)} THEN {int(c.decimals)}" for c in known) + " END"
+            f"CASE {name} "
+            + " ".join(f"WHEN {_literal(c.name)} THEN {int(c.decimals)}" for c in known)
+            + every
+            + " END"
             if known
             else "NULL::BIGINT"
         )

@@ -376,14 +376,16 @@ WITH newest AS (
     WHERE status = 'ok' AND source IN ('notification', 'pull')
     QUALIFY row_number() OVER (PARTITION BY asin ORDER BY observed_at DESC, recorded_at DESC, source) = 1
 ), amazon AS (
-    SELECT o.asin, o.seller_id, o.price, o.shipping, o.fulfillment, o.observed_at, NULL::BIGINT AS _row, 1 AS preference
+    SELECT o.asin, o.seller_id, o.price, o.shipping, o.fulfillment, o.observed_at, o.is_featured_merchant,
+           o.feedback_rating, o.feedback_count, NULL::BIGINT AS _row, 1 AS preference
     FROM offer_observations o JOIN newest n USING (asin, observed_at, source)
 ), seen AS (
     SELECT * FROM amazon
     UNION ALL BY NAME
     SELECT asin, seller_id, price, shipping, fulfillment, observed_at, _row, 0 AS preference FROM "{file_table}"
 )
-SELECT $channel AS channel, asin, seller_id, price, shipping, fulfillment, observed_at, _row
+SELECT $channel AS channel, asin, seller_id, price, shipping, fulfillment, observed_at, _row,
+       is_featured_merchant, feedback_rating, feedback_count
 FROM seen
 WHERE seller_id <> $seller_id
 QUALIFY row_number() OVER (PARTITION BY asin, seller_id ORDER BY observed_at DESC, preference, _row) = 1
@@ -394,8 +396,9 @@ ORDER BY asin, seller_id
 def write_current(con: duckdb.DuckDBPyConnection, table: str, channel: str, seller_id: str, file_table: str) -> int:
     """Table `table` (the `competitor_prices` columns) becomes the offers as they stand: per ASIN, the offers of its
     newest Amazon snapshot (notification or pull, status ok), merged with the file's rows (`file_table`, with its
-    `_row`); per (ASIN, seller) the newest wins (the file on a tie); our own offers left out. Freshness is the
-    pricing rule's to apply (at the run's own `as_of`). Returns the rows written."""
+    `_row`); per (ASIN, seller) the newest wins (the file on a tie); our own offers left out. Amazon's offers keep
+    is_featured_merchant, feedback_rating and feedback_count for the competitor filters (NULL on the file's rows).
+    Freshness is the pricing rule's to apply (at the run's own `as_of`). Returns the rows written."""
     sql = _CURRENT.format(table=table, file_table=file_table)
     con.execute(sql, {"channel": channel, "seller_id": seller_id})
     return con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]

@@ -9,7 +9,7 @@ import duckdb
 from feeds.flat_files import write_flat_file
 from feeds.listings_json import document_name, listings_feed_documents
 from feeds.updates import offer_updates
-from pricing.buybox import buybox_prices
+from pricing.channel import price_channel
 from pricing.money import install_money_macros
 from seller.config import Channel
 from seller.inputs import INPUTS, validated_input
@@ -28,14 +28,8 @@ def channel_engine(data_dir, channels: dict[str, Channel], channel: str, now: da
     reconcile(con, "channel_mappings", "master_inventory", "fba_inventory", allocation=ch.allocation).create(
         "reconciled_inventory"
     )
-    con.execute(
-        "CREATE VIEW listings AS SELECT r.sku, r.asin, r.fulfillment, m.price AS base_price, c.min_price, "
-        "c.max_price, c.shipping, c.undercut_percent FROM reconciled_inventory r JOIN master_inventory m USING (sku) "
-        "JOIN channel_mappings c USING (sku)"
-    )
-    buybox_prices(
-        con, "listings", "competitor_prices", seller_id=ch.seller_id, decimals=ch.decimals, pricing=ch.pricing, now=now
-    ).create("buybox_prices")
+    # What the buybox_prices asset prices: the rules engine over the channel's tables (no pricing_rules file here).
+    price_channel(con, ch, now).create("buybox_prices")
     offer_updates(con, "buybox_prices", "reconciled_inventory").create("updates")
     return con
 

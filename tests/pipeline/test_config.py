@@ -38,6 +38,14 @@ def test_jp_channel_has_no_minor_unit():
         ([entry(use_feed="sometimes")], "use_feed must be auto, true or false"),
         ([entry(pricing={"undercut_percent": 150})], "undercut_percent must be in [0, 100)"),
         ([entry(pricing={"observation_retention_days": 0})], "observation_retention_days must be a positive"),
+        ([entry(pricing={"compete_with": "cheapest"})], "pricing.compete_with must be all, fba_only or featured"),
+        ([entry(pricing={"min_feedback_rating": 101})], "pricing.min_feedback_rating must be a percentage"),
+        ([entry(pricing={"min_feedback_count": -1})], "pricing.min_feedback_count must be a whole number"),
+        ([entry(pricing={"exclude_sellers": "A1COMPETITOR01"})], "pricing.exclude_sellers must be a list of seller"),
+        ([entry(pricing={"include_sellers": ["me"]})], "pricing.include_sellers must be a list of seller ids"),
+        ([entry(pricing={"no_competitor": "floor"})], "pricing.no_competitor must be base, max or hold"),
+        ([entry(pricing={"below_floor": "base"})], "pricing.below_floor must be floor, hold or max"),
+        ([entry(pricing={"default_rule": "no"})], "pricing.default_rule must be true or false"),
         ([{"name": "us"}], "channel entry 1: missing seller_id, marketplace_id, region"),
     ],
 )
@@ -148,3 +156,35 @@ def test_allocation_may_differ_across_regions_and_sellers():
     )
     assert [c.allocation.basis_points for c in channels.values()] == [4000, 6000, 6000, 10_000]
     assert channels["de2"].allocation.safety_buffer == 5
+
+
+def test_pricing_filters_and_scenarios_are_read_and_default_to_the_seed_rule():
+    from seller.config import Pricing
+
+    assert parse_channels({"channels": [entry()]})["us"].pricing == Pricing()
+    pricing = parse_channels(
+        {
+            "channels": [
+                entry(
+                    pricing={
+                        "compete_with": "featured",
+                        "min_feedback_rating": 95.5,
+                        "min_feedback_count": 100,
+                        "exclude_sellers": ["A1COMPETITOR01"],
+                        "include_sellers": ["A2COMPETITOR02", "A3COMPETITOR03"],
+                        "no_competitor": "hold",
+                        "below_floor": "max",
+                        "default_rule": False,
+                    }
+                )
+            ]
+        }
+    )["us"].pricing
+    assert (pricing.compete_with, pricing.min_feedback_rating, pricing.min_feedback_count) == (
+        "featured",
+        Decimal("95.5"),
+        100,
+    )
+    assert pricing.exclude_sellers == ("A1COMPETITOR01",)
+    assert pricing.include_sellers == ("A2COMPETITOR02", "A3COMPETITOR03")
+    assert (pricing.no_competitor, pricing.below_floor, pricing.default_rule) == ("hold", "max", False)

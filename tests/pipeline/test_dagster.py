@@ -61,6 +61,7 @@ def test_definitions_load_with_every_asset_partitioned():
         "input_snapshots",
         "master_inventory",
         "channel_mappings",
+        "pricing_rules",
         "competitor_prices",
         "offer_observations",
         "fba_inventory",
