@@ -50,6 +50,7 @@ class Pricing:
     freshness_hours: int = 24
     compete_with: str = "all"  # "all" | "fba_only"
     observation_retention_days: int = 30  # offer_observations / offer_snapshots older than this are deleted
+    fees_max_age_days: int = 7  # Amazon's fee estimate of a SKU is asked again once older than this
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ def _parse_entry(entry: Any, where: str) -> Channel:
 def _parse_pricing(block: Any, where: str) -> Pricing:
     if not isinstance(block, dict):
         raise ChannelConfigError(f"{where}: pricing must be a mapping")
-    unknown = set(block) - {"undercut_percent", "freshness_hours", "compete_with", "observation_retention_days"}
+    known = {"undercut_percent", "freshness_hours", "compete_with", "observation_retention_days", "fees_max_age_days"}
+    unknown = set(block) - known
     if unknown:
         raise ChannelConfigError(f"{where}: unknown pricing keys {sorted(unknown)}")
     try:
@@ -231,11 +233,15 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
     retention = block.get("observation_retention_days", 30)
     if not isinstance(retention, int) or isinstance(retention, bool) or retention <= 0:
         raise ChannelConfigError(f"{where}: pricing.observation_retention_days must be a positive whole number of days")
+    fees_age = block.get("fees_max_age_days", 7)
+    if not isinstance(fees_age, int) or isinstance(fees_age, bool) or fees_age <= 0:
+        raise ChannelConfigError(f"{where}: pricing.fees_max_age_days must be a positive whole number of days")
     return Pricing(
         undercut_percent=undercut,
         freshness_hours=freshness,
         compete_with=compete_with,
         observation_retention_days=retention,
+        fees_max_age_days=fees_age,
     )
 
 
