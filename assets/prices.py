@@ -28,9 +28,14 @@ class PricingRunConfig(dg.Config):
     partitions_def=channel_partitions,
     group_name="pricing",
     kinds={"duckdb"},
-    # TODO(merge i17-fees): add "product_fees" here once its asset is on this branch; until then the fees are read
-    # when the table exists (price_channel).
-    deps=["reconciled_inventory", "competitor_prices", "channel_mappings", "master_inventory", "pricing_rules"],
+    deps=[
+        "reconciled_inventory",
+        "competitor_prices",
+        "channel_mappings",
+        "master_inventory",
+        "pricing_rules",
+        "product_fees",
+    ],
 )
 def buybox_prices(
     context: dg.AssetExecutionContext, config: PricingRunConfig, warehouse: Warehouse

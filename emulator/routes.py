@@ -56,6 +56,8 @@ ROUTES: list[Route] = [
         0.033,
         1,
     ),
+    # Product Fees v0
+    _R("POST", "/products/fees/v0/feesEstimate", "getMyFeesEstimates", 0.5, 1),
     # Listings Items 2021-08-01 and Listings Restrictions
     _R("GET", "/listings/2021-08-01/items/{sellerId}/{sku}", "getListingsItem", 5, 10),
     _R("PUT", "/listings/2021-08-01/items/{sellerId}/{sku}", "putListingsItem", 5, 10),

@@ -35,6 +35,7 @@ from emulator.exceptions import (
 )
 from emulator.feeds import responses as feeds_responses
 from emulator.feeds.processing import advance_feeds
+from emulator.fees import responses as fees_responses
 from emulator.inventory import responses as inventory_responses
 from emulator.jsonutil import dumps
 from emulator.listings import responses as listings_responses
@@ -57,6 +58,7 @@ HANDLERS: dict[str, Any] = {}
 for _module in (
     listings_responses,
     feeds_responses,
+    fees_responses,
     inventory_responses,
     pricing_responses,
     orders_responses,

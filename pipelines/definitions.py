@@ -10,6 +10,7 @@ import dagster as dg
 from assets.archive import feed_archive
 from assets.external import external_assets
 from assets.feed_files import feed_assets
+from assets.fees import product_fees
 from assets.history import sync_history
 from assets.inputs import input_assets
 from assets.inventory import reconciled_inventory
@@ -39,6 +40,7 @@ from pipelines.sensors import SENSORS
 
 ALL_ASSETS = [*input_assets, offer_observations, reconciled_inventory, buybox_prices, *feed_assets, sync_history]
 ALL_ASSETS += [listings_submission, order_assets, reservations, shipment_confirmations, feed_archive, *external_assets]
+ALL_ASSETS += [product_fees]
 
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, notification_subscriptions, channel_status],

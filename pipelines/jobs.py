@@ -38,6 +38,7 @@ _PER_CHANNEL = dg.PartitionedConfig(
     tags_for_partition_key_fn=channel_run_tags,
 )
 
+# Every asset of the channel, the Amazon pulls included (fba_inventory, offer_observations, product_fees).
 channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets("notification_subscriptions") - _STATUS,
@@ -46,7 +47,9 @@ channel_pipeline_job = dg.define_asset_job(
 )
 
 # Inventory: inputs, order reservations, reconcile, and everything that follows (prices, feeds, push, shipments);
-# not the offers pull, which has its own job.
+# not the offers pull, which has its own job, nor the fees pull (getMyFeesEstimates, 0.5 requests/s): fees move
+# slowly, the full channel run (`channel_pipeline_job`, every Amazon pull) refreshes them, and a stock run prices
+# with the fees as they stand.
 inventory_job = dg.define_asset_job(
     "inventory_job",
     selection=dg.AssetSelection.assets(
@@ -57,7 +60,7 @@ inventory_job = dg.define_asset_job(
         "shipment_confirmations",
         "pricing_rules",
     ).downstream()
-    - dg.AssetSelection.assets("offer_observations")
+    - dg.AssetSelection.assets("offer_observations", "product_fees")
     - _STATUS,
     config=_PER_CHANNEL,
     description="Refresh stock for one channel: inputs, FBA figures, open-order reservations, reconcile and push.",

@@ -59,6 +59,7 @@ class Pricing:
     no_competitor: str = "base"  # "base" (the price so far) | "max" (max_price) | "hold" (Amazon's current price)
     below_floor: str = "floor"  # "floor" (the clamp lifts it) | "hold" (Amazon's current price) | "max" (max_price)
     default_rule: bool = True  # the implicit rule `default`: match_competitor, priority 0, scope all
+    fees_max_age_days: int = 7  # Amazon's fee estimate of a SKU is asked again once older than this
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ _PRICING_KEYS = {
     "min_feedback_count",
     "exclude_sellers",
     "include_sellers",
+    "fees_max_age_days",
     "no_competitor",
     "below_floor",
     "default_rule",
@@ -277,6 +279,9 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
     default_rule = block.get("default_rule", True)
     if not isinstance(default_rule, bool):
         raise ChannelConfigError(f"{where}: pricing.default_rule must be true or false")
+    fees_age = block.get("fees_max_age_days", 7)
+    if not isinstance(fees_age, int) or isinstance(fees_age, bool) or fees_age <= 0:
+        raise ChannelConfigError(f"{where}: pricing.fees_max_age_days must be a positive whole number of days")
     return Pricing(
         undercut_percent=undercut,
         freshness_hours=freshness,
@@ -287,6 +292,7 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
         **sellers,
         **choices,
         default_rule=default_rule,
+        fees_max_age_days=fees_age,
     )
 
 

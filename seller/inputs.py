@@ -110,7 +110,7 @@ def blocking(errors: pa.Table) -> pa.Table:
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # text | sku | count | integer | money | decimal | asin | choice | percent | share | timestamp | channel
+    kind: str  # text | sku | count | integer | money | decimal | asin | choice | percent | share | fraction | timestamp | channel
     required: bool = True  # the column must be present
     choices: tuple[str, ...] = ()
     may_be_empty: bool = False  # a required column whose cells may still be blank
@@ -256,8 +256,22 @@ INPUTS: dict[str, InputSpec] = {
     )
 }
 
-# Validated like INPUTS but not one input asset each: their own assets read them (assets/shipments.py).
+# Validated like INPUTS but not one input asset each: their own assets read them (assets/shipments.py,
+# assets/fees.py).
 SIDE_INPUTS: dict[str, InputSpec] = {
+    # The seller's own fees per SKU, overriding Amazon's estimate: the referral rate as a fraction (0.15 for 15 %),
+    # the fixed part (FBA fulfilment fee, closing fee) in the channel's currency.
+    "fees": InputSpec(
+        "fees",
+        (
+            Column("channel", "channel"),
+            Column("sku", "sku"),
+            Column("referral_rate", "fraction"),
+            Column("fixed_fee", "money"),
+        ),
+        unique=("channel", "sku"),
+        optional_file=True,
+    ),
     "shipments": InputSpec(
         "shipments",
         (
@@ -281,6 +295,7 @@ _SQL_TYPE = {
     "money": "DECIMAL(18,2)",
     "percent": "DECIMAL(9,4)",
     "share": "DECIMAL(5,2)",
+    "fraction": "DECIMAL(9,6)",
     "timestamp": "TIMESTAMPTZ",
 }
 
@@ -758,6 +773,14 @@ def _rules(spec: InputSpec, present: set[str]) -> list[tuple[str, str, str]]:
                     col.name,
                     filled + f"NOT regexp_full_match({t}, '{_SHARE}')",
                     "not a percentage in [0, 100] with at most 2 decimals",
+                )
+            )
+        elif col.kind == "fraction":
+            rules.append(
+                (
+                    col.name,
+                    filled + f"NOT regexp_full_match({t}, '0?\\.\\d{{1,6}}|0')",
+                    "not a fraction in [0, 1) with at most 6 decimals (0.15 for 15 %)",
                 )
             )
         elif col.kind == "percent":

@@ -11,7 +11,7 @@ In Dagster use `resources.spapi_resource.SpApiResource` and its `client_for(sell
 """
 
 from resources.spapi._auth import DEFAULT_TOKEN_URL, LwaTokenProvider, TokenCache
-from resources.spapi._client import ENDPOINTS, SpApiClient, SpApiResponse, UsagePlan
+from resources.spapi._client import ENDPOINTS, FeeQuery, SpApiClient, SpApiResponse, UsagePlan
 from resources.spapi._exceptions import (
     FeedError,
     InvalidInput,
@@ -38,6 +38,7 @@ __all__ = [
     "Counters",
     "DEFAULT_TOKEN_URL",
     "ENDPOINTS",
+    "FeeQuery",
     "FeedError",
     "FeedPolling",
     "FeedResult",

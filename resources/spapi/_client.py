@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from resources.spapi._throttle import Throttle
 from resources.spapi._transport import Counters, RetryPolicy, ThrottledTransport
 from resources.spapi.operations import Operation, operation
 
-__all__ = ["SpApiClient", "SpApiResponse", "UsagePlan", "ENDPOINTS", "REDACTED"]
+__all__ = ["FeeQuery", "SpApiClient", "SpApiResponse", "UsagePlan", "ENDPOINTS", "REDACTED"]
 
 log = logging.getLogger("resources.spapi.client")
 
@@ -57,6 +58,8 @@ REDACTED = "<redacted>"
 OFFERS_BATCH = 20
 COMPETITIVE_SUMMARY_BATCH = 20
 FOEP_BATCH = 40
+# getMyFeesEstimates takes a bare JSON array of at most 20 FeesEstimateByIdRequest (spapi-facts, productFeesV0.json).
+FEES_BATCH = 20
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,16 @@ class UsagePlan:
 
     rate: float
     burst: int
+
+
+@dataclass(frozen=True)
+class FeeQuery:
+    """One getMyFeesEstimates item: the seller's SKU, the listing price to estimate at (Decimal, in the marketplace's
+    currency) and whether the offer is fulfilled by Amazon."""
+
+    sku: str
+    price: Decimal
+    amazon_fulfilled: bool
 
 
 @dataclass(frozen=True)
@@ -481,15 +494,8 @@ class SpApiClient(FeedsMixin):
         time. A 429 after the limiter's yes is retried as for any call (`QuotaExceeded` when it persists). Without
         limits (the defaults) nothing stops it early: a request the limiter refuses raises `Throttled` as any call.
         """
-        if max_seconds is not None and max_seconds < 0:
-            raise ValueError(f"max_seconds must be >= 0 or None, not {max_seconds!r}")
-        if not 0 < cap_share <= 1:
-            raise ValueError(f"cap_share must be in (0, 1], not {cap_share!r}")
-        budgeted = max_seconds is not None or cap_share < 1
-        deadline = None if max_seconds is None else time.time() + max_seconds
-        items = list(asins)
-        for start in range(0, len(items), OFFERS_BATCH):
-            chunk = items[start : start + OFFERS_BATCH]
+
+        def body(chunk: Sequence[str]) -> dict[str, Any]:
             requests = [
                 {
                     "uri": f"/products/pricing/v0/items/{asin}/offers",
@@ -500,16 +506,43 @@ class SpApiClient(FeedsMixin):
                 }
                 for asin in chunk
             ]
+            return {"requests": requests}
+
+        for chunk, data in self._budgeted_batches(
+            "getItemOffersBatch", list(asins), OFFERS_BATCH, body, max_seconds=max_seconds, cap_share=cap_share
+        ):
+            yield chunk, data.get("responses", [])
+
+    def _budgeted_batches(
+        self,
+        operation_id: str,
+        items: list[Any],
+        batch_size: int,
+        body: Callable[[Sequence[Any]], Any],
+        *,
+        max_seconds: float | None,
+        cap_share: float,
+    ) -> Iterator[tuple[list[Any], Any]]:
+        """`operation_id` over `items`, `batch_size` per request (`body` builds a request's body from its items),
+        yielding (the request's items, the parsed answer). The budget of `iter_item_offers_batches`: it stops, without
+        raising, when the next request could not be sent within `max_seconds` of the first or would fill more than
+        `cap_share` of the seller's module caps."""
+        if max_seconds is not None and max_seconds < 0:
+            raise ValueError(f"max_seconds must be >= 0 or None, not {max_seconds!r}")
+        if not 0 < cap_share <= 1:
+            raise ValueError(f"cap_share must be in (0, 1], not {cap_share!r}")
+        budgeted = max_seconds is not None or cap_share < 1
+        deadline = None if max_seconds is None else time.time() + max_seconds
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
             try:
-                response = self.call(
-                    "getItemOffersBatch", body={"requests": requests}, cap_share=cap_share, deadline=deadline
-                )
+                response = self.call(operation_id, body=body(chunk), cap_share=cap_share, deadline=deadline)
             except Throttled as exc:
                 if not budgeted or isinstance(exc, QuotaExceeded):
                     raise
-                log.info("getItemOffersBatch: budget reached, %d ASINs left (%s)", len(items) - start, exc.message)
+                log.info("%s: budget reached, %d items left (%s)", operation_id, len(items) - start, exc.message)
                 return
-            yield chunk, response.data.get("responses", [])
+            yield chunk, response.data
 
     def get_item_offers_batch(
         self,
@@ -571,6 +604,41 @@ class SpApiClient(FeedsMixin):
             data = self.call("getFeaturedOfferExpectedPriceBatch", body={"requests": requests}).data
             results.extend(data.get("responses", []))
         return results
+
+    # -- Product Fees ----------------------------------------------------------------------------------------------
+    def iter_fees_estimates(
+        self,
+        marketplace_id: str,
+        currency: str,
+        queries: Sequence[FeeQuery],
+        *,
+        max_seconds: float | None = None,
+        cap_share: float = 1.0,
+    ) -> Iterator[tuple[list[FeeQuery], list[dict[str, Any]]]]:
+        """getMyFeesEstimates over `queries` in the given order, 20 per request (by SellerSKU, each SKU its own
+        ``Identifier``), yielding (the request's queries, Amazon's FeesEstimateResult items) per request. Each item
+        has its own ``Status`` (Success, ClientError, ServiceError) and ``Error``: a failed item does not fail the
+        request. The budget (`max_seconds`, `cap_share`) as for `iter_item_offers_batches`."""
+
+        def body(chunk: Sequence[FeeQuery]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "IdType": "SellerSKU",
+                    "IdValue": query.sku,
+                    "FeesEstimateRequest": {
+                        "MarketplaceId": marketplace_id,
+                        "IsAmazonFulfilled": query.amazon_fulfilled,
+                        "PriceToEstimateFees": {"ListingPrice": {"CurrencyCode": currency, "Amount": query.price}},
+                        "Identifier": query.sku,
+                    },
+                }
+                for query in chunk
+            ]
+
+        for chunk, data in self._budgeted_batches(
+            "getMyFeesEstimates", list(queries), FEES_BATCH, body, max_seconds=max_seconds, cap_share=cap_share
+        ):
+            yield chunk, [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
     # -- Listings --------------------------------------------------------------------------------------------------
     def get_listings_item(

@@ -81,6 +81,8 @@ OPERATIONS: dict[str, Operation] = {
             0.033,
             1,
         ),
+        # Product Fees v0
+        _op("getMyFeesEstimates", "productFeesV0", "POST", "/products/fees/v0/feesEstimate", 0.5, 1),
         # Listings Items 2021-08-01 and Listings Restrictions
         _op("getListingsItem", _LISTINGS, "GET", "/listings/2021-08-01/items/{sellerId}/{sku}", 5, 10),
         _op("putListingsItem", _LISTINGS, "PUT", "/listings/2021-08-01/items/{sellerId}/{sku}", 5, 10),

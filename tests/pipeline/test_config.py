@@ -19,6 +19,11 @@ def test_repository_default_config_loads(channels):
     assert channels["de"].pricing.observation_retention_days == 30  # the default
 
 
+def test_fees_max_age_days_defaults_to_a_week_and_is_read_per_channel():
+    channels = parse_channels({"channels": [entry(), entry(name="us2", pricing={"fees_max_age_days": 3})]})
+    assert (channels["us"].pricing.fees_max_age_days, channels["us2"].pricing.fees_max_age_days) == (7, 3)
+
+
 def test_jp_channel_has_no_minor_unit():
     channels = parse_channels({"channels": [entry(name="jp", marketplace_id="A1VC38T7YXB528", region="fe")]})
     assert (channels["jp"].currency, channels["jp"].decimals) == ("JPY", 0)
@@ -46,6 +51,8 @@ def test_jp_channel_has_no_minor_unit():
         ([entry(pricing={"no_competitor": "floor"})], "pricing.no_competitor must be base, max or hold"),
         ([entry(pricing={"below_floor": "base"})], "pricing.below_floor must be floor, hold or max"),
         ([entry(pricing={"default_rule": "no"})], "pricing.default_rule must be true or false"),
+        ([entry(pricing={"fees_max_age_days": 0})], "channel entry 1 ('us'): pricing.fees_max_age_days must be"),
+        ([entry(pricing={"fees_max_age_days": "7"})], "pricing.fees_max_age_days must be a positive whole number"),
         ([{"name": "us"}], "channel entry 1: missing seller_id, marketplace_id, region"),
     ],
 )

@@ -21,7 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 # These tests run the pipeline offline: no SP-API pull (the files are the inputs) and no push.
 OFFLINE = {
     name: {"config": {"offline": True}}
-    for name in ("fba_inventory", "competitor_prices", "offer_observations", "order_assets", "listings_submission")
+    for name in (
+        "fba_inventory",
+        "competitor_prices",
+        "offer_observations",
+        "product_fees",
+        "order_assets",
+        "listings_submission",
+    )
 }
 
 
@@ -64,6 +71,7 @@ def test_definitions_load_with_every_asset_partitioned():
         "pricing_rules",
         "competitor_prices",
         "offer_observations",
+        "product_fees",
         "fba_inventory",
         "reconciled_inventory",
         "buybox_prices",
@@ -137,6 +145,9 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert "reservations" not in job_assets("prices_job")
     assert job_assets("order_poll_job") == {"orders", "order_items"}
     assert "orders" not in job_assets("inventory_job")  # the poll runs on its own schedule, once per seller x region
+    # The fees pull runs with the full channel run's other Amazon pulls, never in a stock or prices run.
+    assert "product_fees" in job_assets("channel_pipeline_job")
+    assert "product_fees" not in job_assets("inventory_job") | job_assets("prices_job")
     pipeline = job_assets("channel_pipeline_job")
     assert "notification_subscriptions" not in pipeline and "sync_history" in pipeline
     assert "input_snapshots" in pipeline
