@@ -62,8 +62,10 @@ def buybox_prices(
     """Computed Buy Box prices for the channel, one row per mapped SKU: the seed's match_competitor rule (undercut
     the lowest fresh competitor's landed price by undercut_percent, rounded down to the currency's minor unit, then
     clamped to [min_price, max_price]; the base price when no fresh competitor exists), the rule outcome and the
-    competitor it answered. Prices are integer minor units plus exact DECIMAL amounts. Source: reconciled_inventory,
-    channel_mappings, master_inventory and competitor_prices."""
+    competitor it answered. Then the guards: with `max_change_percent`, a SKU moving further from its published price
+    (published_state) is held there (outcome guard_held, column `guard`); the blocking check no_large_price_drops
+    stops the feeds and the push when too many SKUs drop too far. Prices are integer minor units plus exact DECIMAL
+    amounts. Source: reconciled_inventory, channel_mappings, master_inventory, competitor_prices, published_state."""
     channel = channel_for(context.partition_key)
     now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
     if now.tzinfo is None:
