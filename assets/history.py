@@ -102,10 +102,10 @@ def sync_history(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     """The channel's sync history: one row per SKU and run for each thing that happened to it (channel, sku, asin,
     operation, status, code, message, run id, timestamp). Written by the steps that act: listings_submission (`submit`
     rows, Amazon's answer per SKU), shipment_confirmations (`confirm_shipment`), create_listing_job
-    (`create_listing`), and this asset, which adds `mapping_missing` for every master SKU without an ASIN on the
-    channel, `master_missing` for every mapped SKU that is not in the master (both never sent) and, when the run
-    reconciled, `master_updated` where Amazon's FBA figure replaced the master's; it runs last, so its materialization
-    sums up the run. Append-only across runs; a re-executed run replaces its own rows.
+    (`create_listing`), buybox_prices (`price`: guard_held) and this asset, which adds `mapping_missing` for every
+    master SKU without an ASIN on the channel, `master_missing` for every mapped SKU that is not in the master (both
+    never sent) and, when the run reconciled, `master_updated` where Amazon's FBA figure replaced the master's; it
+    runs last, so its materialization sums up the run. Append-only across runs; a re-executed run replaces its own rows.
     Source: master_inventory, channel_mappings, reconciled_inventory, listings_submission, shipment_confirmations."""
     channel = context.partition_key
     params = {"channel": channel, "run_id": context.run_id, "now": datetime.now(UTC)}

@@ -7,7 +7,9 @@ from datetime import datetime
 
 import duckdb
 
+from pricing import guards
 from pricing.rules import price_with_rules
+from resources.warehouse import channel_tables
 from seller.config import Channel
 
 __all__ = ["price_channel"]
@@ -26,22 +28,15 @@ JOIN channel_mappings c USING (sku)
 """
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-        "AND database_name = current_database() AND schema_name = current_schema()"
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
 def price_channel(
     con: duckdb.DuckDBPyConnection, channel: Channel, now: datetime, only: str | None = None
 ) -> duckdb.DuckDBPyRelation:
     """Every mapped SKU of the channel priced by `price_with_rules` from the channel's tables: reconciled_inventory,
     master_inventory, channel_mappings, competitor_prices, and where they exist pricing_rules (the validated file),
-    product_fees (the fee estimates) and published_state (the price Amazon has). `only`: a relation with a `sku`
-    column, to price those SKUs alone. Creates the temp view `listings`; writes nothing else."""
-    tables = _tables(con)
+    product_fees (the fee estimates) and published_state (the price Amazon has); then the `max_change_percent` guard
+    (pricing.guards). `only`: a relation with a `sku` column, to price those SKUs alone. Creates temp views (`listings`,
+    `unguarded`, `published_prices`); writes nothing else."""
+    tables = channel_tables(con)
     published = "published_state" in tables
     con.execute(
         _LISTINGS.format(
@@ -50,7 +45,7 @@ def price_channel(
             only=f"WHERE r.sku IN (SELECT sku FROM {only})" if only else "",
         )
     )
-    return price_with_rules(
+    priced = price_with_rules(
         con,
         "listings",
         "competitor_prices",
@@ -61,4 +56,9 @@ def price_channel(
         decimals=channel.decimals,
         pricing=channel.pricing,
         now=now,
+    )
+    con.register("unguarded", priced)  # temp views (a relation's view would go into a DuckLake)
+    con.register("published_prices", guards.published_prices(con, tables))
+    return guards.hold_large_changes(
+        con, "unguarded", "published_prices", pricing=channel.pricing, decimals=channel.decimals
     )

@@ -60,6 +60,12 @@ class Pricing:
     below_floor: str = "floor"  # "floor" (the clamp lifts it) | "hold" (Amazon's current price) | "max" (max_price)
     default_rule: bool = True  # the implicit rule `default`: match_competitor, priority 0, scope all
     fees_max_age_days: int = 7  # Amazon's fee estimate of a SKU is asked again once older than this
+    # Guards (pricing.guards): a SKU whose new price moves more than this percent from its published price is held
+    # there (None: no guard); the push is blocked when more than `large_move_share` of the priced SKUs would drop by
+    # more than `large_move_percent` in one run.
+    max_change_percent: Decimal | None = None
+    large_move_percent: Decimal = Decimal(20)
+    large_move_share: Decimal = Decimal("0.2")
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,9 @@ def _parse_entry(entry: Any, where: str) -> Channel:
     )
 
 
+_GUARDS = ("max_change_percent", "large_move_percent", "large_move_share")
+
+
 _PRICING_KEYS = {
     "undercut_percent",
     "freshness_hours",
@@ -233,6 +242,7 @@ _PRICING_KEYS = {
     "no_competitor",
     "below_floor",
     "default_rule",
+    *_GUARDS,
 }
 
 
@@ -293,6 +303,7 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
         **choices,
         default_rule=default_rule,
         fees_max_age_days=fees_age,
+        **_parse_guards(block, where),
     )
 
 
@@ -303,6 +314,37 @@ def _seller_list(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and _SELLER_ID.match(v) for v in value):
         raise ChannelConfigError(f"{where} must be a list of seller ids (merchant tokens such as A2EUQ1WTGCTBG2)")
     return tuple(value)
+
+
+def _parse_guards(block: dict, where: str) -> dict[str, Decimal | None]:
+    """The guards of a pricing block (each with ≤ 4 decimals): max_change_percent a percent > 0, absent or null for
+    no guard; large_move_percent a percent in (0, 100]; large_move_share a fraction of the priced SKUs in [0, 1]."""
+    limit = _guard_number(block, "max_change_percent", None, where)
+    if limit is not None and limit <= 0:
+        raise ChannelConfigError(f"{where}: pricing.max_change_percent must be > 0 (or null: no guard), not {limit}")
+    drop = _guard_number(block, "large_move_percent", Decimal(20), where)
+    if not Decimal(0) < drop <= Decimal(100):
+        raise ChannelConfigError(f"{where}: pricing.large_move_percent must be a percent in (0, 100], not {drop}")
+    share = _guard_number(block, "large_move_share", Decimal("0.2"), where)
+    if not Decimal(0) <= share <= Decimal(1):
+        raise ChannelConfigError(
+            f"{where}: pricing.large_move_share must be a fraction of the priced SKUs in [0, 1] (0.2 = 20 %), "
+            f"not {share}"
+        )
+    return {"max_change_percent": limit, "large_move_percent": drop, "large_move_share": share}
+
+
+def _guard_number(block: dict, key: str, default: Decimal | None, where: str) -> Decimal | None:
+    raw = block.get(key, default)
+    if raw is None and default is None:
+        return None
+    try:
+        value = None if isinstance(raw, bool) or raw is None else Decimal(str(raw))
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value.as_tuple().exponent < -4:
+        raise ChannelConfigError(f"{where}: pricing.{key} must be a number with ≤ 4 decimals, not {raw!r}")
+    return value
 
 
 def _parse_allocation(block: Any, where: str) -> Allocation:

@@ -110,7 +110,8 @@ def blocking(errors: pa.Table) -> pa.Table:
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # text | sku | count | integer | money | decimal | asin | choice | percent | share | fraction | timestamp | channel
+    # text | sku | count | integer | money | decimal | asin | choice | percent | share | fraction | timestamp | channel
+    kind: str
     required: bool = True  # the column must be present
     choices: tuple[str, ...] = ()
     may_be_empty: bool = False  # a required column whose cells may still be blank

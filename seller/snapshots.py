@@ -248,10 +248,11 @@ def _literal(text: str) -> str:
 
 
 def rows_sql(snapshot: Snapshot, channel: str | None) -> str:
-    """SQL of the snapshot's valid rows, with `channel` only that channel's (a channel-scoped input), in file order."""
+    """SQL of the snapshot's valid rows, with `channel` only that channel's (a channel-scoped input) and those for
+    every channel (a blank channel: pricing_rules), in file order."""
     sql = f"SELECT * FROM read_parquet({_literal(snapshot.rows_location)})"
     if channel is not None and INPUTS[snapshot.name].channel_scoped:
-        sql += f" WHERE channel = {_literal(channel)}"
+        sql += f" WHERE channel IS NULL OR channel = {_literal(channel)}"
     return sql
 
 
