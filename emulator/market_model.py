@@ -394,3 +394,34 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
         p *= rng.random()
     return k
+
+
+# --- the emulator's market: strategies for the competitors it holds ---------------------------------------------------
+_EMULATOR_MIX = (("static", 25), ("match_lowest", 20), ("undercut_bot", 15), ("stay_above", 10), ("random_walk", 30))
+SIZE_TIERS = (("small_standard", 60), ("large_standard", 35), ("large_bulky", 5))
+
+
+def weighted_choice(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
+
+
+def competitor_strategy(offer: Offer, rng: random.Random, strategy: str | None = None) -> Offer:
+    """Give a competitor (at its current price p) a strategy from the emulator's mix (or `strategy`) with parameters
+    relative to p: match_lowest floor 0.85p, ceiling 1.3p, every 15 min; undercut_bot floor 0.7p, ceiling 1.2p,
+    step max(1, p/200), every 10 min; stay_above floor p, ceiling 1.3p, 1 % above the lowest, every 60 min;
+    random_walk within [0.8p, 1.25p], up to ±3 % every 60 min; static never moves."""
+    p = offer.price_minor
+    offer.strategy = strategy or weighted_choice(rng, _EMULATOR_MIX)
+    offer.floor_minor, offer.ceiling_minor, offer.step_minor, offer.interval_s = p, p, 1, 0.0
+    if offer.strategy == "match_lowest":
+        offer.floor_minor, offer.ceiling_minor, offer.interval_s = p * 85 // 100, p * 130 // 100, 900.0
+    elif offer.strategy == "undercut_bot":
+        offer.floor_minor, offer.ceiling_minor, offer.interval_s = p * 70 // 100, p * 120 // 100, 600.0
+        offer.step_minor = max(1, p // 200)
+    elif offer.strategy == "stay_above":
+        offer.ceiling_minor, offer.step_minor, offer.interval_s = p * 130 // 100, max(1, p // 100), 3600.0
+    elif offer.strategy == "random_walk":
+        offer.floor_minor, offer.ceiling_minor, offer.interval_s = p * 80 // 100, p * 125 // 100, 3600.0
+        offer.step_minor = 300
+    offer.floor_minor = max(1, offer.floor_minor)
+    return offer
