@@ -168,6 +168,7 @@ def test_demand_follows_the_rate() -> None:
 def test_fees_and_profit() -> None:
     # 15 % referral on 20.00 = 3.00, FBA small standard 3.22
     assert fees_minor(2000, "HOME", True, "small_standard") == 300 + 322
+    assert fees_minor(1010, "HOME", False, "small_standard") == 152  # 151.5 rounds half up
     assert fees_minor(100, "HOME", False, "small_standard") == 30  # the minimum referral fee
     assert fees_minor(1000, "BOOKS", False, "small_standard") == 150 + 180  # media: closing fee, no minimum
     model = MarketModel(1, START)
