@@ -54,6 +54,8 @@ STRATEGIES = ("seed", "amazon_like", "ours")
 OUR_SELLER = "A3DEMOSELLER01"
 START = datetime(2025, 3, 3, tzinfo=UTC).timestamp()
 RULES_FILE = Path(__file__).resolve().parent.parent / "pricing" / "recommended_rules.csv"
+# The channel `pricing:` settings that go with the recommended rules file (README, "Recommended rules").
+RECOMMENDED_PRICING = {"compete_with": "featured", "below_floor": "max"}
 
 _PRODUCT_TYPES = (("HOME", 40), ("TOYS", 20), ("ELECTRONICS", 20), ("BOOKS", 20))
 _SIZE_TIERS = (("small_standard", 60), ("large_standard", 35), ("large_bulky", 5))
@@ -192,6 +194,12 @@ SELECT sku, asin, fulfillment, from_minor(base_minor, 2) AS base_price, from_min
        from_minor(published_minor, 2) AS published_price
 FROM listings_raw
 """
+_RULES = """
+SELECT rule_id, channel, scope, scope_value, type, CAST(value AS DECIMAL(18,4)) AS value, priority, active
+FROM read_csv($path, header = true, all_varchar = false, columns = {
+    'rule_id': 'VARCHAR', 'channel': 'VARCHAR', 'scope': 'VARCHAR', 'scope_value': 'VARCHAR', 'type': 'VARCHAR',
+    'value': 'VARCHAR', 'priority': 'INTEGER', 'active': 'BOOLEAN'})
+"""
 _OFFERS = """
 SELECT asin, seller_id, from_minor(price_minor, 2) AS price, from_minor(shipping_minor, 2) AS shipping, fulfillment,
        CAST($now AS TIMESTAMPTZ) AS observed_at, is_featured_merchant, CAST(feedback_rating AS DECIMAL(5,2))
@@ -286,8 +294,6 @@ class Repricer:
     def _ours(self, at: datetime) -> duckdb.DuckDBPyRelation:
         from pricing.rules import price_with_rules
 
-        from bench.market_rules import recommended_pricing, rules_relation
-
         fees = self.con.sql(
             "SELECT sku, CAST(referral_e4 AS DECIMAL(9,6)) / 10000 AS referral_rate, fixed_fee_minor FROM fees_raw"
         )
@@ -295,12 +301,12 @@ class Repricer:
             self.con,
             "listings",
             "offers",
-            rules_relation(self.con, RULES_FILE),
+            self.con.sql(_RULES, params={"path": str(RULES_FILE)}),
             fees,
             seller_id=OUR_SELLER,
             channel="us",
             decimals=2,
-            pricing=recommended_pricing(),
+            pricing=Pricing(**RECOMMENDED_PRICING),
             now=at,
         )
         self.con.register("ours_priced", priced.select("asin, price_minor, cost_floor_minor"))
