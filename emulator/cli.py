@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="share of (marketplace, ASIN) pairs that get ANY_OFFER_CHANGED (the rest stay silent); default 1",
     )
+    p.add_argument(
+        "--market",
+        action="store_true",
+        help="run the market model: competitor strategies, the Buy Box award, demand and orders (emulator/README.md)",
+    )
     p.add_argument("--gated-product-types", default="WATCH", help="comma-separated product types needing approval")
     p.add_argument("--legacy-flat-files", action="store_true", help="process removed flat-file listing feeds")
     p.add_argument("--verify-sigv4", action="store_true", help="require a valid AWS SigV4 signature")
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         requests_per_day=args.requests_per_day,
         competitor_moves_per_minute=args.competitor_moves_per_minute,
         notified_share=args.notified_share,
+        market=args.market,
         gated_product_types=tuple(t.strip() for t in args.gated_product_types.split(",") if t.strip()),
         seed=args.seed,
     )

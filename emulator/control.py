@@ -348,6 +348,7 @@ def handle_control(
                     **state.market.logs(since),
                     "requests": requests,
                     "throttled": throttled,
+                    **({"model": state.world.summary()} if state.world is not None else {}),
                 },
             )
         if route == ("POST", "/market"):

@@ -16,11 +16,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from emulator.clock import iso_ms
+from seller.marketplaces import MARKETPLACES
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
-__all__ = ["Market", "LOG_LIMIT", "quantized_move"]
+__all__ = ["Market", "MarketWorld", "LOG_LIMIT", "quantized_move"]
 
 log = logging.getLogger("emulator.market")
 
@@ -150,3 +151,158 @@ def quantized_move(price: Decimal, decimals: int, percent_hundredths: int) -> De
     if moved == minor:  # a one-unit price cannot go down
         moved = minor + 1
     return Decimal(moved).scaleb(-decimals)
+
+
+class MarketWorld:
+    """The market model (`emulator.market_model`) over the emulator's state (`--market`): one model market per
+    (marketplace, ASIN) with a seller listing, its competitors given seeded strategies, each seller's listing as an
+    offer priced from outside (its accepted prices), demand per ASIN. Stepped to the emulated clock by the server's
+    ticker; a competitor's move goes through `EmulatorState.set_competitor_price` (ANY_OFFER_CHANGED, the moves log)
+    and a sale won by a seller's listing becomes a buyer order (`create_order`: the orders APIs and ORDER_CHANGE see
+    it). Every method expects the state lock to be held."""
+
+    def __init__(self, state: EmulatorState, seed: int) -> None:
+        from emulator.market_model import MarketModel
+
+        self.state = state
+        self.seed = seed
+        self.model = MarketModel(seed, state.clock.now(), on_price=self._competitor_moved, on_sale=self._sold)
+        self._skus: dict[tuple[tuple[str, str], str], str] = {}  # ((mp, asin), seller) -> the SKU that sells
+        self._applying = False
+        for key in sorted(state.store.offers.keys() | state.listing_markets()):
+            self.add_market(key)
+
+    def _rng(self, *parts: object) -> Any:
+        import random
+
+        return random.Random("/".join(str(p) for p in (self.seed, *parts)))
+
+    def add_market(self, key: tuple[str, str]) -> None:
+        import math
+
+        from emulator.market_model import SIZE_TIERS, Offer, competitor_strategy, weighted_choice
+
+        mp, asin = key
+        if key in self.model.markets or not self.state.sellers_on(mp, asin):
+            return
+        decimals = MARKETPLACES[mp].decimals
+        offers = []
+        for c in self.state.store.offers.get(key, []):
+            offer = Offer(
+                c.seller_id,
+                _minor(c.price, decimals),
+                _minor(c.shipping, decimals),
+                c.fulfillment == "FBA",
+                c.feedback_rating,
+                quantity=1_000_000,
+            )
+            offers.append(competitor_strategy(offer, self._rng(mp, asin, c.seller_id, "strategy")))
+        rng = self._rng(mp, asin, "item")
+        demand = math.exp(rng.uniform(math.log(0.05), math.log(2.0)))
+        size_tier = weighted_choice(rng, SIZE_TIERS)
+        for seller, sku in sorted(self.state.sellers_on(mp, asin)):
+            listing = self.state.store.listings[(seller, mp, sku)]
+            if listing.price is None or any(o.seller_id == seller for o in offers):
+                continue
+            self._skus[(key, seller)] = sku
+            cost = getattr(self.state.store, "costs", {}).get((seller, mp, sku))
+            offers.append(
+                Offer(
+                    seller,
+                    _minor(listing.price, decimals),
+                    _minor(listing.shipping, decimals),
+                    listing.fulfillment == "FBA",
+                    98,
+                    quantity=self._quantity(listing),
+                    cost_minor=None if cost is None else _minor(cost, decimals),
+                    product_type=listing.product_type,
+                    size_tier=size_tier,
+                )
+            )
+        self.model.add_market(key, offers, demand)
+
+    def _quantity(self, listing: Any) -> int:
+        from emulator.listings.models import has_errors
+
+        available = self.state.fba_quantity(listing) if listing.fulfillment == "FBA" else listing.quantity
+        return 0 if has_errors(listing.issues) else available or 0
+
+    # --- the state tells the model ------------------------------------------------------------------------------------
+    def listing_changed(self, listing: Any) -> None:
+        key = (listing.marketplace_id, listing.asin)
+        if key not in self.model.markets:
+            self.add_market(key)
+            return
+        if self._skus.get((key, listing.seller_id)) != listing.sku:
+            return
+        decimals = MARKETPLACES[listing.marketplace_id].decimals
+        price = None if listing.price is None else _minor(listing.price, decimals)
+        self.model.set_offer(key, listing.seller_id, price_minor=price, quantity=self._quantity(listing))
+
+    def listing_removed(self, listing: Any) -> None:
+        key = (listing.marketplace_id, listing.asin)
+        if self._skus.get((key, listing.seller_id)) == listing.sku:
+            del self._skus[(key, listing.seller_id)]
+            self.model.set_offer(key, listing.seller_id, quantity=0)
+
+    def sku_of(self, key: tuple[str, str], seller_id: str) -> str | None:
+        """The SKU whose listing is `seller_id`'s offer on this market (None: a competitor)."""
+        return self._skus.get((key, seller_id))
+
+    def competitor_changed(self, mp: str, asin: str, seller_id: str, price: Decimal) -> None:
+        key = (mp, asin)
+        if self._applying or key not in self.model.markets:
+            return
+        decimals = MARKETPLACES[mp].decimals
+        if not self.model.set_offer(key, seller_id, price_minor=_minor(price, decimals)):
+            if self.model.offer(key, seller_id) is None:
+                from emulator.market_model import Offer
+
+                self.model.add_offer(key, Offer(seller_id, _minor(price, decimals), quantity=1_000_000))
+
+    def step(self) -> None:
+        self.model.advance_to(self.state.clock.now())
+
+    # --- the model tells the state ------------------------------------------------------------------------------------
+    def _competitor_moved(self, key: Any, offer: Any) -> None:
+        mp, asin = key
+        self._applying = True
+        try:
+            self.state.set_competitor_price(mp, asin, offer.seller_id, _amount(offer.price_minor, mp))
+        finally:
+            self._applying = False
+
+    def _sold(self, key: Any, offer: Any, at: float) -> None:
+        sku = self._skus.get((key, offer.seller_id))
+        if sku is None:
+            return  # a competitor's sale: counted in the model only
+        mp, _ = key
+        self.state.create_order(offer.seller_id, mp, [(sku, 1)], at=at)
+
+    def summary(self) -> dict[str, Any]:
+        """Per seller listing on the model: Buy Box seconds held, units and revenue; orders lost to suppression."""
+        sellers: dict[str, dict[str, Any]] = {}
+        for (key, seller), _sku in self._skus.items():
+            entry = sellers.setdefault(seller, {"buyBoxSeconds": 0.0, "units": 0, "profitMinor": 0, "markets": 0})
+            entry["buyBoxSeconds"] += self.model.held_seconds(key, seller)
+            entry["markets"] += 1
+        for sale in self.model.sales:
+            entry = sellers.get(sale.seller_id)
+            if entry is not None:
+                entry["units"] += 1
+                entry["profitMinor"] += sale.profit_minor or 0
+        return {
+            "markets": len(self.model.markets),
+            "competitorPriceChanges": self.model.price_changes,
+            "sales": len(self.model.sales),
+            "lostOrders": self.model.lost_orders(),
+            "sellers": sellers,
+        }
+
+
+def _minor(amount: Decimal, decimals: int) -> int:
+    return int(amount.scaleb(decimals).to_integral_value())
+
+
+def _amount(minor: int, mp: str) -> Decimal:
+    return Decimal(minor).scaleb(-MARKETPLACES[mp].decimals)

@@ -97,6 +97,7 @@ class EmulatorOptions:
     requests_per_day: int = 0
     competitor_moves_per_minute: float = 0.0  # emulated-time rate of competitor price moves; 0 = none
     notified_share: float = 1.0  # share of (marketplace, ASIN) pairs Amazon sends ANY_OFFER_CHANGED for
+    market: bool = False  # the market model: competitor strategies, the Buy Box award, demand (emulator/README.md)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,8 +231,16 @@ class EmulatorServer:
             state.reindex()
             log.info("seeded %s", counts)
 
+    def _start_market(self) -> None:
+        if self.options.market:
+            from emulator.market import MarketWorld
+
+            with self.state.lock:
+                self.state.world = MarketWorld(self.state, self.options.seed)
+
     def start(self) -> EmulatorServer:
         self._seed()
+        self._start_market()
         handler = type("EmulatorHandler", (_Handler,), {"emulator": self})
         self._httpd = ThreadingHTTPServer((self.options.host, self.options.port), handler)
         self._httpd.daemon_threads = True
@@ -277,6 +286,8 @@ class EmulatorServer:
             try:
                 with self.state.lock:
                     advance_feeds(self.state, opts.feed_step_seconds, opts.legacy_flat_files)
+                    if self.state.world is not None:
+                        self.state.world.step()
                     if opts.world_step_seconds > 0 and self.clock.now() >= next_world:
                         self.state.world_step(opts.world_orders_per_step, opts.world_price_moves_per_step)
                         next_world = self.clock.now() + opts.world_step_seconds

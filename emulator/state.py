@@ -34,10 +34,10 @@ from emulator.listings.models import (
     has_errors,
     unknown_sku_issue,
 )
-from emulator.market import Market, quantized_move
+from emulator.market import Market, MarketWorld, quantized_move
 from emulator.notifications.models import Destination, SqsDelivery, Subscription, envelope
 from emulator.orders.models import Order, OrderItem
-from emulator.pricing.models import CompetitorOffer, OfferView
+from emulator.pricing.models import CompetitorOffer, OfferView, buy_box_winner
 from seller.config import Channel
 from seller.marketplaces import MARKETPLACES
 
@@ -63,6 +63,7 @@ class Store:
     destinations: dict[str, Destination] = field(default_factory=dict)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)  # (seller, type)
     price_wars: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    costs: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)  # the master's cost, for the market
     counter: int = 0
     clock_now: float = 0.0  # emulated time when saved
     version: int = STATE_VERSION
@@ -151,6 +152,9 @@ def load_seller_dir(store: Store, data_dir: Path, now: float) -> dict[str, int]:
             updated=now,
         )
         store.listings[(seller, mp, listing.sku)] = listing
+        cost = _dec(product.get("cost"), decimals)
+        if cost is not None:
+            store.costs[(seller, mp, listing.sku)] = cost
         counts["listings"] += 1
         if fulfillment == "FBA":
             store.fba[(seller, mp, listing.sku)] = FbaStock(
@@ -220,6 +224,7 @@ class EmulatorState:
         self._by_asin: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._move_candidates: list[tuple[str, str]] | None = None  # rebuilt after a change that may alter it
         self.market = market or Market(seed)
+        self.world: MarketWorld | None = None  # the market model (`--market`), when on
         from emulator.control import Faults
 
         self.faults = Faults()
@@ -339,6 +344,8 @@ class EmulatorState:
                     money_str(listing.price, listing.decimals),
                 )
             self.offer_changed(listing.marketplace_id, listing.asin, "Internal", now)
+        if self.world is not None:
+            self.world.listing_changed(listing)
         self.touch()
 
     def put_listing(
@@ -412,11 +419,32 @@ class EmulatorState:
             members.discard((seller, sku))
             if not members:
                 self._move_candidates = None
+            if self.world is not None:
+                self.world.listing_removed(listing)
             self.offer_changed(mp, listing.asin, "Internal")
             self.touch()
         return "ACCEPTED"
 
+    def listing_markets(self) -> set[tuple[str, str]]:
+        """(marketplace, ASIN) pairs with at least one seller listing."""
+        return {key for key, members in self._by_asin.items() if members}
+
+    def sellers_on(self, mp: str, asin: str) -> set[tuple[str, str]]:
+        """(seller, sku) of the listings on this ASIN."""
+        return self._by_asin.get((mp, asin), set())
+
     # --- offers / buy box --------------------------------------------------------------------------------------------
+    def featured_offer(self, mp: str, asin: str, offers: list[OfferView]) -> OfferView | None:
+        """The Buy Box winner among `offers` (this ASIN's `offers_for`): the market model's award when `--market` is
+        on and models this ASIN, else the plain rule of `emulator.pricing.models`."""
+        if self.world is not None and (mp, asin) in self.world.model.markets:
+            won = self.world.model.winner((mp, asin))
+            if won is None:
+                return None
+            sku = self.world.sku_of((mp, asin), won.seller_id)
+            return next((o for o in offers if o.seller_id == won.seller_id and (sku is None or o.sku == sku)), None)
+        return buy_box_winner(offers)
+
     def offers_for(self, mp: str, asin: str) -> list[OfferView]:
         views = [
             OfferView(
@@ -489,6 +517,8 @@ class EmulatorState:
         offer.observed_at = now
         notified = self.offer_changed(mp, asin, "External", now)
         self.market.record_move(now, mp, asin, seller_id, money_str(price, MARKETPLACES[mp].decimals), notified)
+        if self.world is not None:
+            self.world.competitor_changed(mp, asin, seller_id, price)
         self.touch()
         return offer
 
@@ -504,13 +534,18 @@ class EmulatorState:
             stock.marketplace_id,
             fba_availability_payload(self, stock),
         )
+        listing = self.store.listings.get((stock.seller_id, stock.marketplace_id, stock.sku))
+        if self.world is not None and listing is not None:
+            self.world.listing_changed(listing)
         self.touch()
 
-    def create_order(self, seller: str, mp: str, lines: list[tuple[str, int]], notify: bool = True) -> Order:
-        """A buyer order for (sku, quantity) lines; stock is reduced (FBM listing quantity or FBA fulfillable).
-        `notify=False`: its ORDER_CHANGE never goes out (a deleted subscription, a purged queue); the notifications
-        the stock change itself causes (offer, FBA inventory) still do."""
-        now = self.clock.now()
+    def create_order(
+        self, seller: str, mp: str, lines: list[tuple[str, int]], notify: bool = True, at: float | None = None
+    ) -> Order:
+        """A buyer order for (sku, quantity) lines, placed at `at` (default now); stock is reduced (FBM listing
+        quantity or FBA fulfillable). `notify=False`: its ORDER_CHANGE never goes out (a deleted subscription, a
+        purged queue); the notifications the stock change itself causes (offer, FBA inventory) still do."""
+        now = self.clock.now() if at is None else at
         market = MARKETPLACES[mp]
         first = self.store.listings[(seller, mp, lines[0][0])]
         n = self.next_id()
@@ -548,6 +583,8 @@ class EmulatorState:
             else:
                 listing.quantity = max(0, listing.quantity - quantity)
                 listing.updated = now
+                if self.world is not None:
+                    self.world.listing_changed(listing)
             if self.fba_quantity(listing) == 0 or listing.quantity == 0:
                 self.offer_changed(mp, listing.asin, "Internal")
         self.store.orders[order_id] = order

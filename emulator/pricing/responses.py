@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from emulator.clock import iso, iso_ms
 from emulator.exceptions import InvalidInput
-from emulator.pricing.models import OfferView, buy_box_winner, rank_key
+from emulator.pricing.models import OfferView, rank_key
 from emulator.wire import Request, Response
 from seller.marketplaces import MARKETPLACES
 
@@ -43,7 +43,7 @@ def _headers(req: Request) -> dict[str, str]:
 def get_offers_result(state: EmulatorState, seller: str, mp: str, asin: str, sku: str | None) -> dict[str, Any]:
     currency = MARKETPLACES[mp].currency
     offers = sorted(state.offers_for(mp, asin), key=rank_key)
-    winner = buy_box_winner(offers)
+    winner = state.featured_offer(mp, asin, offers)
     counts: dict[str, int] = {}
     lowest: dict[str, OfferView] = {}
     for offer in offers:
@@ -221,7 +221,7 @@ def get_competitive_summary(req: Request) -> Response:
             continue
         currency = MARKETPLACES[mp].currency
         offers = sorted(req.state.offers_for(mp, asin), key=rank_key)
-        winner = buy_box_winner(offers)
+        winner = req.state.featured_offer(mp, asin, offers)
         if "featuredBuyingOptions" in included:
             segmented = []
             if winner is not None:
@@ -320,7 +320,7 @@ def _foep_body(state: EmulatorState, listing: Any) -> dict[str, Any]:
         "fulfillmentType": "AFN" if fba else "MFN",
     }
     body: dict[str, Any] = {"offerIdentifier": identifier}
-    winner = buy_box_winner(offers)
+    winner = state.featured_offer(mp, asin, offers)
     result: dict[str, Any]
     if listing.product_type in state.store.gated:
         result = {"resultStatus": "OFFER_NOT_ELIGIBLE"}
@@ -351,7 +351,7 @@ def any_offer_changed_payload(
     channel."""
     currency = MARKETPLACES[mp].currency
     offers = sorted(state.offers_for(mp, asin), key=rank_key)
-    winner = buy_box_winner(offers)
+    winner = state.featured_offer(mp, asin, offers)
     reference = winner.landed if winner else (offers[0].landed if offers else Decimal(0))
     counts: dict[str, int] = {}
     lowest: dict[str, OfferView] = {}
