@@ -218,7 +218,7 @@ class Repricer:
         self.items = items
         self.cost_floor: dict[str, int] = {}
         if strategy == "ours":
-            from pricing.rules import price_with_rules  # noqa: F401 - fail early: the rules engine is needed
+            self.con.execute(f"CREATE TEMP TABLE ours_rules AS {_RULES}", {"path": str(RULES_FILE)})
 
     def price(self, model: MarketModel, published: dict[str, int], now: float) -> dict[str, int]:
         listings_raw = pd.DataFrame(
@@ -294,15 +294,16 @@ class Repricer:
     def _ours(self, at: datetime) -> duckdb.DuckDBPyRelation:
         from pricing.rules import price_with_rules
 
-        fees = self.con.sql(
-            "SELECT sku, CAST(referral_e4 AS DECIMAL(9,6)) / 10000 AS referral_rate, fixed_fee_minor FROM fees_raw"
+        self.con.execute(
+            "CREATE OR REPLACE TEMP VIEW ours_fees AS SELECT sku, CAST(referral_e4 / 10000 AS DECIMAL(9,6)) "
+            "AS referral_rate, fixed_fee_minor FROM fees_raw"
         )
         priced = price_with_rules(
             self.con,
             "listings",
             "offers",
-            self.con.sql(_RULES, params={"path": str(RULES_FILE)}),
-            fees,
+            "ours_rules",
+            "ours_fees",
             seller_id=OUR_SELLER,
             channel="us",
             decimals=2,
