@@ -8,6 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.archive import feed_archive
+from assets.backtest import price_backtest
 from assets.external import external_assets
 from assets.feed_files import feed_assets
 from assets.history import sync_history
@@ -30,6 +31,7 @@ from pipelines.jobs import (
     notification_setup_job,
     offers_pull_job,
     order_poll_job,
+    price_backtest_job,
     prices_job,
 )
 from pipelines.maintenance import lake_maintenance_job, lake_maintenance_schedule
@@ -41,7 +43,7 @@ ALL_ASSETS = [*input_assets, offer_observations, reconciled_inventory, buybox_pr
 ALL_ASSETS += [listings_submission, order_assets, reservations, shipment_confirmations, feed_archive, *external_assets]
 
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, notification_subscriptions, channel_status],
+    assets=[*ALL_ASSETS, notification_subscriptions, channel_status, price_backtest],
     asset_checks=FRESHNESS_CHECKS,
     jobs=[
         enable_channel,
@@ -54,6 +56,7 @@ defs = dg.Definitions(
         notification_setup_job,
         channel_status_job,
         lake_maintenance_job,
+        price_backtest_job,
     ],
     schedules=[*SCHEDULES, lake_maintenance_schedule],
     sensors=SENSORS,
