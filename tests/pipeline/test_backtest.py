@@ -27,7 +27,7 @@ Overall: 72 ASIN-hours; live holds 48 (share 2/3), profit 535.24; candidate 23, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -257,3 +257,52 @@ def test_backtests_run_outside_the_channel_sync_jobs():
     job = defs.resolve_job_def("price_backtest_job")
     assert job.asset_layer.selected_asset_keys == {dg.AssetKey("price_backtest")}
     assert job.partitions_def.get_partition_key_from_str("us|2026-12-01") is not None
+
+
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning", "ignore::dagster.PreviewWarning")
+def test_the_demo_day_is_backtested_from_the_cli(small_seller, tmp_path, monkeypatch):
+    """The demo's path on the small seller: the pipeline (offline), a seeded simulated day of observations, then the
+    exact command the demo prints, run as a subprocess."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from pipelines import backtest_demo
+    from tests.pipeline.test_dagster import materialize
+
+    assert materialize(small_seller, "us").success
+    monkeypatch.setenv("SALES_CHANNEL_DATA", str(small_seller))
+    assert backtest_demo.main(["--data", str(small_seller), "--channel", "us"]) == 0
+    observed = query(
+        small_seller,
+        "SELECT count(*), count(DISTINCT date_trunc('hour', observed_at)) FROM "
+        "offer_observations WHERE source = 'pull'",
+    )
+    assert observed[0][1] == backtest_demo.HOURS and observed[0][0] > backtest_demo.HOURS
+    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    rules = small_seller / "backtest" / "candidate_rules.csv"
+    config = {"ops": {"price_backtest": {"config": {"rules_path": str(rules)}}}}
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "pipelines.definitions",
+        "--select",
+        "price_backtest",
+        "--partition",
+        f"us|{day}",
+        "--config-json",
+        json.dumps(config),
+    ]
+    env = {**os.environ, "SALES_CHANNEL_DATA": str(small_seller), "DAGSTER_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = query(small_seller, f"SELECT count(*), sum(live_buybox_hours) FROM price_backtest WHERE day = '{day}'")
+    listed = query(small_seller, "SELECT count(*) FROM reconciled_inventory WHERE asin IS NOT NULL")
+    assert rows[0][0] == listed[0][0] and rows[0][1] > 0
+    assert (small_seller / "feeds" / "us" / "backtests" / f"price_backtest-{day}.svg").exists()
