@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     print("backtest (CLI):\n  " + f"SALES_CHANNEL_DATA={shlex.quote(str(data))} " + shlex.join(command))
     if not args.run:
         return 0
-    return subprocess.run(command, cwd=ROOT, env=os.environ.copy(), check=False).returncode
+    runner = [sys.executable, "-m", "dagster", *command[command.index("dagster") + 1 :]]  # this interpreter's dagster
+    return subprocess.run(runner, cwd=ROOT, env=os.environ.copy(), check=False).returncode
 
 
 if __name__ == "__main__":

@@ -302,7 +302,6 @@ def _summary(con: duckdb.DuckDBPyConnection, decimals: int) -> dict[str, Any]:
         """
     ).fetchall()[0]
     skus, differ, no_cost, asin_hours, live_held, cand_held, live_profit, cand_profit, live_units, cand_units = row
-    scale = 10**decimals
     return {
         "skus": skus,
         "skus_price_differs": differ,
@@ -316,7 +315,6 @@ def _summary(con: duckdb.DuckDBPyConnection, decimals: int) -> dict[str, Any]:
         "candidate_units": cand_units or 0,
         "live_profit_minor": live_profit or 0,
         "candidate_profit_minor": cand_profit or 0,
-        "minor_per_unit": scale,
     }
 
 
