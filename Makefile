@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install test test-deploy postgres up down status demo ui emulator reliability lint bench bench-emulator \
+.PHONY: install test test-deploy postgres up down status demo backtest-demo ui emulator reliability lint bench bench-emulator \
 	bench-throttle bench-sync bench-warehouse bench-freshness clean
 
 # A venv when python3 has one; else (Debian without python3-venv) pip's --target with a link to its uv binary.
@@ -46,6 +46,10 @@ status: install
 
 demo: install
 	$(RUN) python -m pipelines.demo
+
+# After `make demo`: a seeded simulated day of offers, then price_backtest of channel us from the CLI.
+backtest-demo: install
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(RUN) python -m pipelines.backtest_demo --channel us --run
 
 ui: install
 	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home SALES_CHANNEL_DATA=$(CURDIR)/.demo/data \

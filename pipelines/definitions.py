@@ -1,6 +1,6 @@
 """The code location: every asset of the channel pipeline, partitioned by channel, with its resources and jobs.
 
-uv run dagster asset materialize -m pipelines.definitions --select '*' --partition us
+uv run dagster asset materialize -m pipelines.definitions --select '* and not group:backtest' --partition us
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.archive import feed_archive
+from assets.backtest import price_backtest
 from assets.external import external_assets
 from assets.feed_files import feed_assets
 from assets.fees import product_fees
@@ -31,6 +32,7 @@ from pipelines.jobs import (
     notification_setup_job,
     offers_pull_job,
     order_poll_job,
+    price_backtest_job,
     prices_job,
 )
 from pipelines.maintenance import lake_maintenance_job, lake_maintenance_schedule
@@ -43,7 +45,7 @@ ALL_ASSETS += [listings_submission, order_assets, reservations, shipment_confirm
 ALL_ASSETS += [product_fees]
 
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, notification_subscriptions, channel_status],
+    assets=[*ALL_ASSETS, notification_subscriptions, channel_status, price_backtest],
     asset_checks=FRESHNESS_CHECKS,
     jobs=[
         enable_channel,
@@ -56,6 +58,7 @@ defs = dg.Definitions(
         notification_setup_job,
         channel_status_job,
         lake_maintenance_job,
+        price_backtest_job,
     ],
     schedules=[*SCHEDULES, lake_maintenance_schedule],
     sensors=SENSORS,

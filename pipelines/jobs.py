@@ -14,6 +14,7 @@ __all__ = [
     "inventory_job",
     "offers_pull_job",
     "prices_job",
+    "price_backtest_job",
     "notification_setup_job",
     "order_poll_job",
 ]
@@ -32,6 +33,9 @@ _STATUS = dg.AssetSelection.groups("status") | dg.AssetSelection.checks_for_asse
     *{key.asset_key for check in FRESHNESS_CHECKS for key in check.check_keys}
 )
 
+# Backtests (channel x day partitions, their own config) never run inside a channel's sync jobs.
+_BACKTEST = dg.AssetSelection.groups("backtest")
+
 _PER_CHANNEL = dg.PartitionedConfig(
     partitions_def=channel_partitions,
     run_config_for_partition_key_fn=lambda _key: {},
@@ -41,7 +45,7 @@ _PER_CHANNEL = dg.PartitionedConfig(
 # Every asset of the channel, the Amazon pulls included (fba_inventory, offer_observations, product_fees).
 channel_pipeline_job = dg.define_asset_job(
     "channel_pipeline_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("notification_subscriptions") - _STATUS,
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("notification_subscriptions") - _STATUS - _BACKTEST,
     config=_PER_CHANNEL,
     description="Validate inputs, reconcile stock, price and write every feed document for one channel.",
 )
@@ -61,7 +65,8 @@ inventory_job = dg.define_asset_job(
         "pricing_rules",
     ).downstream()
     - dg.AssetSelection.assets("offer_observations", "product_fees")
-    - _STATUS,
+    - _STATUS
+    - _BACKTEST,
     config=_PER_CHANNEL,
     description="Refresh stock for one channel: inputs, FBA figures, open-order reservations, reconcile and push.",
 )
@@ -70,7 +75,7 @@ inventory_job = dg.define_asset_job(
 # time so an edit applies to the next reprice) and the Buy Box prices, then the feeds and the push downstream of them.
 prices_job = dg.define_asset_job(
     "prices_job",
-    selection=dg.AssetSelection.assets("competitor_prices", "pricing_rules").downstream() - _STATUS,
+    selection=dg.AssetSelection.assets("competitor_prices", "pricing_rules").downstream() - _STATUS - _BACKTEST,
     config=_PER_CHANNEL,
     description="Reprice one channel from the offers observed so far, then write and push the price feeds.",
 )
@@ -129,4 +134,12 @@ channel_status_job = dg.define_asset_job(
         tags_for_partition_key_fn=channel_status_tags,
     ),
     description="The channel's status at a glance and the freshness checks of its key assets (reads only).",
+)
+
+# A backtest per channel and day: for `dagster job backfill` (a week: one queued run per channel x day). A backfill
+# takes no run config, so its runs read the candidate rules file from the run tag `backtest/rules_path`.
+price_backtest_job = dg.define_asset_job(
+    "price_backtest_job",
+    selection=dg.AssetSelection.assets("price_backtest"),
+    description="Backtest a candidate rules file against the live rules on one channel's day of offer_observations.",
 )
