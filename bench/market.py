@@ -47,6 +47,7 @@ import pandas as pd
 
 from emulator.market_model import MarketModel, Offer, fee_parts, fees_minor
 from pricing.buybox import buybox_prices
+from pricing.guards import hold_large_changes
 from pricing.money import install_money_macros
 from seller.config import Pricing
 
@@ -55,9 +56,9 @@ OUR_SELLER = "A3DEMOSELLER01"
 START = datetime(2025, 3, 3, tzinfo=UTC).timestamp()
 RULES_FILE = Path(__file__).resolve().parent.parent / "pricing" / "recommended_rules.csv"
 # The channel `pricing:` settings that go with the recommended rules file (README, "Recommended rules").
-RECOMMENDED_PRICING = {"compete_with": "featured", "below_floor": "max"}
+RECOMMENDED_PRICING = {"undercut_percent": Decimal(0), "below_floor": "floor", "max_change_percent": Decimal(20)}
 
-_PRODUCT_TYPES = (("HOME", 40), ("TOYS", 20), ("ELECTRONICS", 20), ("BOOKS", 20))
+_PRODUCT_TYPES = (("HOME", 40), ("TOYS", 20), ("ELECTRONICS", 20), ("BOOK", 20))
 _SIZE_TIERS = (("small_standard", 60), ("large_standard", 35), ("large_bulky", 5))
 _COMPETITOR_STRATEGIES = (
     ("static", 25),
@@ -294,6 +295,7 @@ class Repricer:
     def _ours(self, at: datetime) -> duckdb.DuckDBPyRelation:
         from pricing.rules import price_with_rules
 
+        pricing = Pricing(**RECOMMENDED_PRICING)
         self.con.execute(
             "CREATE OR REPLACE TEMP VIEW ours_fees AS SELECT sku, CAST(referral_e4 / 10000 AS DECIMAL(9,6)) "
             "AS referral_rate, fixed_fee_minor FROM fees_raw"
@@ -307,10 +309,15 @@ class Repricer:
             seller_id=OUR_SELLER,
             channel="us",
             decimals=2,
-            pricing=Pricing(**RECOMMENDED_PRICING),
+            pricing=pricing,
             now=at,
         )
-        self.con.register("ours_priced", priced.select("asin, price_minor, cost_floor_minor"))
+        self.con.register("ours_unguarded", priced)
+        self.con.execute(
+            "CREATE OR REPLACE TEMP VIEW ours_published AS SELECT sku, published_minor AS price_minor FROM listings_raw"
+        )
+        guarded = hold_large_changes(self.con, "ours_unguarded", "ours_published", pricing=pricing, decimals=2)
+        self.con.register("ours_priced", guarded.select("asin, price_minor, cost_floor_minor"))
         for asin, floor in self.con.execute("SELECT asin, cost_floor_minor FROM ours_priced").fetchall():
             if floor is not None:
                 self.cost_floor[asin] = int(floor)

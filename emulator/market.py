@@ -180,7 +180,8 @@ class MarketWorld:
     def add_market(self, key: tuple[str, str]) -> None:
         import math
 
-        from emulator.market_model import SIZE_TIERS, Offer, competitor_strategy, weighted_choice
+        from emulator.fees.models import size_tier as tier_of
+        from emulator.market_model import Offer, competitor_strategy
 
         mp, asin = key
         if key in self.model.markets or not self.state.sellers_on(mp, asin):
@@ -199,7 +200,7 @@ class MarketWorld:
             offers.append(competitor_strategy(offer, self._rng(mp, asin, c.seller_id, "strategy")))
         rng = self._rng(mp, asin, "item")
         demand = math.exp(rng.uniform(math.log(0.05), math.log(2.0)))
-        size_tier = weighted_choice(rng, SIZE_TIERS)
+        size_tier = tier_of(asin)[0]  # as getMyFeesEstimates answers for it
         for seller, sku in sorted(self.state.sellers_on(mp, asin)):
             listing = self.state.store.listings[(seller, mp, sku)]
             if listing.price is None or any(o.seller_id == seller for o in offers):

@@ -18,10 +18,12 @@ import random
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
+
+from emulator.fees.models import CLOSING_FEE, FBA_FEES, MEDIA_TYPES, referral_terms
 
 __all__ = [
     "ELIGIBLE_MIN_RATING",
-    "FEE_MODEL",
     "STRATEGIES",
     "MarketModel",
     "Offer",
@@ -144,43 +146,23 @@ def next_price(offer: Offer, lowest_other: int | None, rng: random.Random) -> in
     raise ValueError(f"unknown strategy {s!r}")
 
 
-# --- fees (Seam 3's documented model, the emulator's own code) -----------------------------------------------------
-@dataclass(frozen=True)
-class FeeModel:
-    referral_e4: dict[str, int]  # product type -> referral rate × 10000
-    default_referral_e4: int
-    min_referral_minor: int
-    media: frozenset[str]
-    closing_fee_minor: int
-    fba_fee_minor: dict[str, int]  # size tier -> FBA fulfilment fee
+# --- fees: the emulator's one fee model (emulator/fees/models.py, what getMyFeesEstimates answers) ---------------
+def fee_parts(product_type: str, fba: bool, size_tier: str) -> tuple[int, int]:
+    """(referral rate × 10000, fixed fees in minor units: FBA fulfilment fee of the size tier + media closing fee),
+    for a currency with 2 decimals."""
+    fixed = Decimal(0)
+    if fba:
+        fixed += next(fee for tier, _, fee in FBA_FEES if tier == size_tier)
+    if product_type.upper() in MEDIA_TYPES:
+        fixed += CLOSING_FEE
+    return int(referral_terms(product_type).rate * 10_000), int(fixed * 100)
 
 
-FEE_MODEL = FeeModel(
-    referral_e4={"ELECTRONICS": 800, "PERSONAL_COMPUTER": 800, "CAMERA": 800, "BOOKS": 1500, "GROCERY": 800},
-    default_referral_e4=1500,
-    min_referral_minor=30,
-    media=frozenset({"BOOKS", "MUSIC", "VIDEO", "DVD", "VIDEO_GAMES"}),
-    closing_fee_minor=180,
-    fba_fee_minor={"small_standard": 322, "large_standard": 475, "large_bulky": 961},
-)
-
-
-def fee_parts(product_type: str, fba: bool, size_tier: str, model: FeeModel = FEE_MODEL) -> tuple[int, int]:
-    """(referral rate × 10000, fixed fees in minor units: FBA fulfilment fee + media closing fee)."""
-    rate = model.referral_e4.get(product_type, model.default_referral_e4)
-    fixed = (model.fba_fee_minor[size_tier] if fba else 0) + (
-        model.closing_fee_minor if product_type in model.media else 0
-    )
-    return rate, fixed
-
-
-def fees_minor(price_minor: int, product_type: str, fba: bool, size_tier: str, model: FeeModel = FEE_MODEL) -> int:
-    """Amazon's fees on one unit sold at `price_minor`: referral (rounded half up, at least the minimum; media has no
-    minimum) + fixed fees."""
-    rate, fixed = fee_parts(product_type, fba, size_tier, model)
-    referral = (price_minor * rate + 5_000) // 10_000
-    if product_type not in model.media:
-        referral = max(referral, model.min_referral_minor)
+def fees_minor(price_minor: int, product_type: str, fba: bool, size_tier: str) -> int:
+    """Amazon's fees on one unit sold at `price_minor`: referral (rounded half up, at least the type's minimum) +
+    fixed fees."""
+    rate, fixed = fee_parts(product_type, fba, size_tier)
+    referral = max((price_minor * rate + 5_000) // 10_000, int(referral_terms(product_type).minimum * 100))
     return referral + fixed
 
 
@@ -398,7 +380,6 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 # --- the emulator's market: strategies for the competitors it holds ---------------------------------------------------
 _EMULATOR_MIX = (("static", 25), ("match_lowest", 20), ("undercut_bot", 15), ("stay_above", 10), ("random_walk", 30))
-SIZE_TIERS = (("small_standard", 60), ("large_standard", 35), ("large_bulky", 5))
 
 
 def weighted_choice(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:

@@ -170,7 +170,7 @@ def test_fees_and_profit() -> None:
     assert fees_minor(2000, "HOME", True, "small_standard") == 300 + 322
     assert fees_minor(1010, "HOME", False, "small_standard") == 152  # 151.5 rounds half up
     assert fees_minor(100, "HOME", False, "small_standard") == 30  # the minimum referral fee
-    assert fees_minor(1000, "BOOKS", False, "small_standard") == 150 + 180  # media: closing fee, no minimum
+    assert fees_minor(1000, "BOOK", False, "small_standard") == 150 + 180  # media: closing fee, no minimum
     model = MarketModel(1, START)
     model.add_market("B01", [offer("A1", 2000, fba=True, quantity=10**6, cost_minor=900)], demand_per_hour=5)
     model.advance_to(START + 3600)
