@@ -10,8 +10,10 @@ from assets.metadata import PREVIEW_ROWS, preview
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
 from resources.spapi import ServerError, SpApiTimeout, Throttled
 from resources.spapi_resource import SpApiResource
+from resources.transaction import transaction
 from resources.warehouse import Warehouse, channel_tables
-from seller.inputs import blocking, ensure_input_errors, validated_input
+from seller.inputs import blocking, ensure_input_errors, problems_for
+from seller.snapshots import ensure_snapshot, read_errors, rows_sql
 from sync import fees
 
 __all__ = ["FeesPullConfig", "product_fees"]
@@ -39,15 +41,19 @@ class FeesPullConfig(dg.Config):
 
 
 def _validate_file(context: dg.AssetExecutionContext, warehouse: Warehouse, channel_name: str) -> pa.Table:
-    """The `fees` file's valid rows of the channel become table `fees_file`; its problems go to input_errors."""
+    """The channel's valid rows of the `fees` file's snapshot (validated once per file version for every channel)
+    become table `fees_file`; its problems go to input_errors."""
+    snapshot = ensure_snapshot("fees", warehouse.data_dir, CHANNELS, memory_limit=warehouse.memory_limit)
     with warehouse.connect(channel_name) as con:
         ensure_input_errors(con)
-        with validated_input(con, "fees", warehouse.data_dir, CHANNELS, channel=channel_name, table=_FILE) as loaded:
-            problems = loaded.errors_for(channel_name)
-            con.register("problem_rows", problems)
-            con.execute("DELETE FROM input_errors WHERE input = 'fees'")
-            con.execute("INSERT INTO input_errors BY NAME SELECT 'fees' AS input, * FROM problem_rows")
-            con.unregister("problem_rows")
+        problems = problems_for(read_errors(con, snapshot), channel_name)
+        for attempt in transaction(con):
+            with attempt:
+                con.execute(f"CREATE OR REPLACE TABLE {_FILE} AS {rows_sql(snapshot, channel_name)}")
+                con.register("problem_rows", problems)
+                con.execute("DELETE FROM input_errors WHERE input = 'fees'")
+                con.execute("INSERT INTO input_errors BY NAME SELECT 'fees' AS input, * FROM problem_rows")
+                con.unregister("problem_rows")
     for row in problems.slice(0, 20).to_pylist():
         context.log.error(f"{row['file']}, row {row['row']}, column {row['column']}: {row['message']}")
     return problems
@@ -57,7 +63,7 @@ def _validate_file(context: dg.AssetExecutionContext, warehouse: Warehouse, chan
     partitions_def=channel_partitions,
     group_name="pricing",
     kinds={"duckdb"},
-    deps=["channel_mappings", "master_inventory"],
+    deps=["input_snapshots", "channel_mappings", "master_inventory"],
     pool="spapi",
     check_specs=[
         dg.AssetCheckSpec(

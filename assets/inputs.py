@@ -22,7 +22,7 @@ from resources.transaction import transaction
 from resources.warehouse import Warehouse, channel_tables
 from seller.config import Channel
 from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, problems_for, unknown_skus
-from seller.snapshots import ensure_snapshot, read_errors, rows_sql
+from seller.snapshots import SNAPSHOT_INPUTS, ensure_snapshot, read_errors, rows_sql
 from sync import offers
 from sync.pull import fba_rows
 
@@ -282,7 +282,7 @@ def input_snapshots(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     its own rows of it (and builds it first when a run needs a version no run has built yet, under a lock). An
     unchanged file is not parsed again; the metadata shows each file's hash and whether this run parsed it."""
     metadata: dict[str, dg.MetadataValue] = {}
-    for name in INPUTS:
+    for name in SNAPSHOT_INPUTS:
         snapshot = ensure_snapshot(name, warehouse.data_dir, CHANNELS, memory_limit=warehouse.memory_limit)
         context.log.info(f"{name}: {'validated' if snapshot.built else 'unchanged'} (sha256 {snapshot.sha256})")
         metadata[f"{name}_sha256"] = dg.MetadataValue.text(snapshot.sha256 or "absent")

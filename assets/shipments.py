@@ -29,7 +29,6 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from assets.metadata import preview
 from pipelines.partitions import CHANNELS, channel_for, channel_partitions
@@ -37,7 +36,8 @@ from resources.spapi import InvalidInput, LwaError, ResourceNotFound, SpApiClien
 from resources.spapi_resource import SpApiResource
 from resources.transaction import transaction
 from resources.warehouse import Warehouse
-from seller.inputs import ensure_input_errors, load_input
+from seller.inputs import ensure_input_errors, problems_for
+from seller.snapshots import ensure_snapshot, read_errors, rows_sql
 from sync.orders import package_detail, row_hash
 
 __all__ = ["shipment_confirmations"]
@@ -117,7 +117,7 @@ def _settle(client: SpApiClient, order_id: str) -> tuple[list[dict[str, Any]], b
     partitions_def=channel_partitions,
     group_name="orders",
     kinds={"duckdb"},
-    deps=["shipments"],
+    deps=["input_snapshots", "shipments"],
     pool="spapi",
     check_specs=[
         dg.AssetCheckSpec(
@@ -135,12 +135,12 @@ def shipment_confirmations(
     order is confirmed with Amazon at most once; results also go to sync_history (operation confirm_shipment, one
     row per order item SKU). Source: the seller's `shipments` file, getOrderItems and confirmShipment."""
     channel = channel_for(context.partition_key)
-    loaded = load_input("shipments", warehouse.data_dir, CHANNELS)
-    valid = loaded.valid.filter(pc.equal(loaded.valid.column("channel"), channel.name))
-    rows, extra = _extra_problems(valid.to_pylist(), loaded.path.name if loaded.path else "shipments.csv")
-    problems = loaded.errors_for(channel.name).to_pylist() + extra
+    snapshot = ensure_snapshot("shipments", warehouse.data_dir, CHANNELS, memory_limit=warehouse.memory_limit)
     now = datetime.now(UTC)
     with warehouse.connect(channel.name) as con:
+        valid = con.sql(rows_sql(snapshot, channel.name)).to_arrow_table().to_pylist() if snapshot.rows else []
+        rows, extra = _extra_problems(valid, snapshot.file or "shipments.csv")
+        problems = problems_for(read_errors(con, snapshot), channel.name).to_pylist() + extra
         con.execute(_LEDGER)
         con.execute(_HISTORY)
         ensure_input_errors(con)

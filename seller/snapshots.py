@@ -34,13 +34,23 @@ from feeds.store import FeedStore, LocalFeedStore, feed_store_at
 from resources.postgres import advisory_lock
 from resources.state import State, state_from_env
 from seller.config import Channel
-from seller.inputs import ERROR_SCHEMA, INPUTS, find_input, validated_input
+from seller.inputs import ERROR_SCHEMA, INPUTS, SIDE_INPUTS, find_input, validated_input
 
-__all__ = ["SNAPSHOT_VERSION", "Snapshot", "ensure_snapshot", "read_errors", "rows_sql", "snapshot_store"]
+__all__ = [
+    "SNAPSHOT_INPUTS",
+    "SNAPSHOT_VERSION",
+    "Snapshot",
+    "ensure_snapshot",
+    "read_errors",
+    "rows_sql",
+    "snapshot_store",
+]
 
 # Bump when validation changes what a snapshot holds (a rule, a type, a column): every file is validated again.
 SNAPSHOT_VERSION = "1"
 KEEP_VERSIONS = 2
+# Every input file of the seller: the input assets' and those their own assets read (fees, shipments).
+SNAPSHOT_INPUTS = {**INPUTS, **SIDE_INPUTS}
 LOCK_WAIT_S = 900.0  # a 1M-SKU competitor file validates in well under a minute; another run's build is awaited
 _HASH_CHUNK = 8 << 20
 _ALLOCATION = ("safety_buffer", "max_quantity", "allocation_percent")
@@ -210,7 +220,7 @@ def _build(
                     pq.write_table(loaded.errors, target)
                 # valid_rows is in file order already: a file of several channels is sorted by channel so a channel's
                 # read skips the others' row groups; a one-channel file is written as it is.
-                scoped = INPUTS[name].channel_scoped
+                scoped = SNAPSHOT_INPUTS[name].channel_scoped
                 several = scoped and con.execute("SELECT count(DISTINCT channel) > 1 FROM valid_rows").fetchall()[0][0]
                 order = " ORDER BY channel, _row" if several else ""
                 with store.target(rows_name) as target:
@@ -251,7 +261,7 @@ def rows_sql(snapshot: Snapshot, channel: str | None) -> str:
     """SQL of the snapshot's valid rows, with `channel` only that channel's (a channel-scoped input) and those for
     every channel (a blank channel: pricing_rules), in file order."""
     sql = f"SELECT * FROM read_parquet({_literal(snapshot.rows_location)})"
-    if channel is not None and INPUTS[snapshot.name].channel_scoped:
+    if channel is not None and SNAPSHOT_INPUTS[snapshot.name].channel_scoped:
         sql += f" WHERE channel IS NULL OR channel = {_literal(channel)}"
     return sql
 

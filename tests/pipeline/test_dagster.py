@@ -125,7 +125,10 @@ def test_lineage_follows_what_each_asset_reads_and_writes():
     assert parents("reservations") == {"notification_store", "orders", "master_inventory"}
     assert parents("orders") == parents("order_items") == {"notification_store"}
     assert "reservations" in parents("reconciled_inventory")
-    assert parents("shipment_confirmations") == {"shipments"}
+    # The shipments and fees files are validated into the seller-level snapshot too.
+    assert parents("shipment_confirmations") == {"input_snapshots", "shipments"}
+    assert parents("product_fees") == {"input_snapshots", "channel_mappings", "master_inventory"}
+    assert {"pricing_rules", "product_fees"} <= parents("buybox_prices")
     assert parents("shipments") == set()
     # ANY_OFFER_CHANGED: the sensor's store -> the observations (plus the pull) -> the offers as they stand.
     assert parents("offer_observations") == {"channel_mappings", "notification_store"}

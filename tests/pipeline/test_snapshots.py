@@ -11,6 +11,8 @@ from dagster_aws.s3 import S3Resource
 import seller.snapshots
 from pipelines.definitions import ALL_ASSETS, defs
 from resources.warehouse import Warehouse
+from seller.inputs import INPUTS
+from seller.snapshots import SNAPSHOT_INPUTS
 from tests.pipeline.test_dagster import OFFLINE, materialize, offline_spapi, query
 
 
@@ -34,7 +36,7 @@ def snapshot_metadata(result: dg.ExecuteInProcessResult) -> dict:
     return {key: value.value for key, value in events[0].metadata.items()}
 
 
-INPUT_NAMES = {"master_inventory", "channel_mappings", "competitor_prices", "fba_inventory"}
+INPUT_NAMES = set(SNAPSHOT_INPUTS)  # the input assets' files and the fees and shipments files
 
 
 def test_each_file_is_parsed_once_for_every_channel_and_again_only_when_it_changes(small_seller, parses):
@@ -65,7 +67,7 @@ def test_a_channel_run_without_the_snapshot_asset_builds_it_on_demand(small_sell
     # (under the lock), as a run of the input assets alone does here.
     for job in ("prices_job", "inventory_job"):
         assert dg.AssetKey("input_snapshots") not in defs.resolve_job_def(job).asset_layer.selected_asset_keys
-    selection = [dg.AssetKey(name) for name in sorted(INPUT_NAMES)]
+    selection = [dg.AssetKey(name) for name in sorted(INPUTS)]
     result = dg.materialize(
         ALL_ASSETS,
         selection=selection,
@@ -78,7 +80,7 @@ def test_a_channel_run_without_the_snapshot_asset_builds_it_on_demand(small_sell
         run_config={"ops": {name: OFFLINE[name] for name in ("fba_inventory", "competitor_prices")}},
     )
     assert result.success
-    assert parses == Counter(dict.fromkeys(INPUT_NAMES, 1))
+    assert parses == Counter(dict.fromkeys(INPUTS, 1))
     assert query(small_seller, "us", "SELECT count(*) FROM competitor_prices")[0][0] > 0
     meta = result.asset_materializations_for_node("competitor_prices")[0].metadata
     prices_file = small_seller / "competitor_prices.csv"
