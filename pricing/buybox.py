@@ -9,6 +9,10 @@ go to the FBA offer, then to the lower seller id, so the answer is deterministic
 
 Outcomes: `no_competitor`, `at_floor` (the rule asked for less than min_price), `at_ceiling` (more than max_price),
 `unchanged` (the rule's price equals the base price) and `undercut`.
+
+The pipeline prices with `pricing.rules` (this rule is its implicit `default`); this module stays as the reference the
+engine is held to, written on its own: tests assert the engine without a rules file prices exactly like it, and
+`bench.pricing` and `bench.market` measure the engine and the baselines against it.
 """
 
 from __future__ import annotations

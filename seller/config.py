@@ -258,15 +258,11 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
         raise ChannelConfigError(f"{where}: pricing.undercut_percent must be a number") from None
     if not Decimal(0) <= undercut < Decimal(100) or undercut.as_tuple().exponent < -4:
         raise ChannelConfigError(f"{where}: pricing.undercut_percent must be in [0, 100) with ≤ 4 decimals")
-    freshness = block.get("freshness_hours", 24)
-    if not isinstance(freshness, int) or isinstance(freshness, bool) or freshness <= 0:
-        raise ChannelConfigError(f"{where}: pricing.freshness_hours must be a positive whole number of hours")
+    freshness = _positive_whole(block, "freshness_hours", 24, "hours", where)
     compete_with = str(block.get("compete_with", "all"))
     if compete_with not in ("all", "fba_only", "featured"):
         raise ChannelConfigError(f"{where}: pricing.compete_with must be all, fba_only or featured")
-    retention = block.get("observation_retention_days", 30)
-    if not isinstance(retention, int) or isinstance(retention, bool) or retention <= 0:
-        raise ChannelConfigError(f"{where}: pricing.observation_retention_days must be a positive whole number of days")
+    retention = _positive_whole(block, "observation_retention_days", 30, "days", where)
     rating = block.get("min_feedback_rating")
     if rating is not None:
         try:
@@ -289,9 +285,7 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
     default_rule = block.get("default_rule", True)
     if not isinstance(default_rule, bool):
         raise ChannelConfigError(f"{where}: pricing.default_rule must be true or false")
-    fees_age = block.get("fees_max_age_days", 7)
-    if not isinstance(fees_age, int) or isinstance(fees_age, bool) or fees_age <= 0:
-        raise ChannelConfigError(f"{where}: pricing.fees_max_age_days must be a positive whole number of days")
+    fees_age = _positive_whole(block, "fees_max_age_days", 7, "days", where)
     return Pricing(
         undercut_percent=undercut,
         freshness_hours=freshness,
@@ -305,6 +299,13 @@ def _parse_pricing(block: Any, where: str) -> Pricing:
         fees_max_age_days=fees_age,
         **_parse_guards(block, where),
     )
+
+
+def _positive_whole(block: dict, key: str, default: int, unit: str, where: str) -> int:
+    value = block.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ChannelConfigError(f"{where}: pricing.{key} must be a positive whole number of {unit}")
+    return value
 
 
 def _seller_list(value: Any, where: str) -> tuple[str, ...]:
