@@ -160,17 +160,24 @@ def estimate_rows(
     return pa.Table.from_pylist(rows, schema=ESTIMATE_SCHEMA)
 
 
-# MERGE, not a key (a DuckLake has none): a good estimate replaces the SKU's row, a failed attempt only marks it.
+# MERGE, not a key (a DuckLake has none): a good estimate replaces the SKU's row, a failed attempt only marks it. One
+# WHEN MATCHED action with CASEs: a DuckLake's MERGE takes a single UPDATE action.
 _RECORD = """
 MERGE INTO fee_estimates e
 USING (SELECT sku, CAST(referral_rate AS DECIMAL(9,6)) AS referral_rate, CAST(fixed_fee AS DECIMAL(18,4)) AS fixed_fee,
-              fixed_fee_minor, price_basis_minor, amazon_fulfilled, estimated_at, asked_at, error
+              fixed_fee_minor, price_basis_minor, amazon_fulfilled, estimated_at, asked_at, error,
+              estimated_at IS NOT NULL AS good
        FROM incoming_estimates) i
 ON e.sku = i.sku
-WHEN MATCHED AND i.estimated_at IS NOT NULL THEN UPDATE SET referral_rate = i.referral_rate, fixed_fee = i.fixed_fee,
-    fixed_fee_minor = i.fixed_fee_minor, price_basis_minor = i.price_basis_minor, amazon_fulfilled = i.amazon_fulfilled,
-    estimated_at = i.estimated_at, asked_at = i.asked_at, error = NULL
-WHEN MATCHED THEN UPDATE SET asked_at = i.asked_at, error = i.error
+WHEN MATCHED THEN UPDATE SET
+    referral_rate = CASE WHEN i.good THEN i.referral_rate ELSE e.referral_rate END,
+    fixed_fee = CASE WHEN i.good THEN i.fixed_fee ELSE e.fixed_fee END,
+    fixed_fee_minor = CASE WHEN i.good THEN i.fixed_fee_minor ELSE e.fixed_fee_minor END,
+    price_basis_minor = CASE WHEN i.good THEN i.price_basis_minor ELSE e.price_basis_minor END,
+    amazon_fulfilled = CASE WHEN i.good THEN i.amazon_fulfilled ELSE e.amazon_fulfilled END,
+    estimated_at = CASE WHEN i.good THEN i.estimated_at ELSE e.estimated_at END,
+    asked_at = i.asked_at,
+    error = CASE WHEN i.good THEN NULL ELSE i.error END
 WHEN NOT MATCHED THEN INSERT (sku, referral_rate, fixed_fee, fixed_fee_minor, price_basis_minor, amazon_fulfilled,
     estimated_at, asked_at, error)
     VALUES (i.sku, i.referral_rate, i.fixed_fee, i.fixed_fee_minor, i.price_basis_minor,
