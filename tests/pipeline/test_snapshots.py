@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
+import seller.inputs
 import seller.snapshots
 from pipelines.definitions import ALL_ASSETS, defs
 from resources.warehouse import Warehouse
@@ -18,15 +19,16 @@ from tests.pipeline.test_dagster import OFFLINE, materialize, offline_spapi, que
 
 @pytest.fixture
 def parses(monkeypatch) -> Counter:
-    """How many times each input file was parsed and validated (seller.snapshots' calls of validated_input)."""
+    """How many times each input file was parsed and validated, by any caller: every validation of a file that exists
+    goes through seller.inputs._validate."""
     counted: Counter = Counter()
-    real = seller.snapshots.validated_input
+    real = seller.inputs._validate
 
-    def counting(con, name, *args, **kwargs):
-        counted[name] += 1
-        return real(con, name, *args, **kwargs)
+    def counting(con, spec, *args, **kwargs):
+        counted[spec.name] += 1
+        return real(con, spec, *args, **kwargs)
 
-    monkeypatch.setattr(seller.snapshots, "validated_input", counting)
+    monkeypatch.setattr(seller.inputs, "_validate", counting)
     return counted
 
 
@@ -36,13 +38,20 @@ def snapshot_metadata(result: dg.ExecuteInProcessResult) -> dict:
     return {key: value.value for key, value in events[0].metadata.items()}
 
 
-INPUT_NAMES = set(SNAPSHOT_INPUTS)  # the input assets' files and the fees and shipments files
-
-
 def test_each_file_is_parsed_once_for_every_channel_and_again_only_when_it_changes(small_seller, parses):
+    # Every input file the seller can have, the fees and shipments files (read by their own assets) included.
+    (small_seller / "pricing_rules.csv").write_text(
+        "rule_id,channel,scope,scope_value,type,value,priority,active\nR1,,all,,floor,1.00,1,true\n"
+    )
+    (small_seller / "fees.csv").write_text(
+        "channel,sku,referral_rate,fixed_fee\nus,FBM-1,0.15,1.00\nuk,FBM-1,0.15,1.00\n"
+    )
+    (small_seller / "shipments.csv").write_text(
+        "channel,order_id,carrier_code,carrier_name,tracking_number,ship_date,shipping_method\n"
+    )
     first = materialize(small_seller, "us")
     assert first.success
-    assert parses == Counter(dict.fromkeys(INPUT_NAMES, 1))
+    assert parses == Counter(dict.fromkeys(SNAPSHOT_INPUTS, 1))
     meta = snapshot_metadata(first)
     master = small_seller / "master_inventory.csv"
     assert meta["master_inventory_sha256"] == hashlib.sha256(master.read_bytes()).hexdigest()
@@ -51,7 +60,7 @@ def test_each_file_is_parsed_once_for_every_channel_and_again_only_when_it_chang
     # Another channel, and the same channel again: the snapshots are reused, no file is parsed.
     second = materialize(small_seller, "uk")
     assert second.success and materialize(small_seller, "us").success
-    assert parses == Counter(dict.fromkeys(INPUT_NAMES, 1))
+    assert parses == Counter(dict.fromkeys(SNAPSHOT_INPUTS, 1))
     assert snapshot_metadata(second)["master_inventory_parsed"] is False
     assert query(small_seller, "uk", "SELECT count(*) FROM buybox_prices") == [(1,)]
 
@@ -59,7 +68,7 @@ def test_each_file_is_parsed_once_for_every_channel_and_again_only_when_it_chang
     mappings = small_seller / "channel_mappings.csv"
     mappings.write_text(mappings.read_text().replace("15.00,30.00", "15.00,31.00", 1))
     assert materialize(small_seller, "uk").success and materialize(small_seller, "us").success
-    assert parses == Counter({**dict.fromkeys(INPUT_NAMES, 1), "channel_mappings": 2})
+    assert parses == Counter({**dict.fromkeys(SNAPSHOT_INPUTS, 1), "channel_mappings": 2})
 
 
 def test_a_channel_run_without_the_snapshot_asset_builds_it_on_demand(small_seller, parses):
@@ -80,7 +89,7 @@ def test_a_channel_run_without_the_snapshot_asset_builds_it_on_demand(small_sell
         run_config={"ops": {name: OFFLINE[name] for name in ("fba_inventory", "competitor_prices")}},
     )
     assert result.success
-    assert parses == Counter(dict.fromkeys(INPUTS, 1))
+    assert parses == Counter({name: 1 for name in INPUTS if (small_seller / f"{name}.csv").exists()})
     assert query(small_seller, "us", "SELECT count(*) FROM competitor_prices")[0][0] > 0
     meta = result.asset_materializations_for_node("competitor_prices")[0].metadata
     prices_file = small_seller / "competitor_prices.csv"
