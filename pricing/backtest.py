@@ -2,8 +2,9 @@
 
 Replays `offer_observations` hour by hour over a window: at each hour the offers as they stood (per ASIN and seller
 the newest observation at or before the hour, no older than `freshness_hours`), our SKUs priced twice with the rules
-engine (the live rules and the candidate), and the Buy Box decided for each under the market's award model (Seam 4 of
-issue 18, written here again in SQL from its text, sharing no code with the emulator's market):
+engine (the live rules and the candidate), and the Buy Box decided for each under the market's award model
+(emulator/README.md, "Market model", written here again in SQL from its text, sharing no code with the emulator's
+market):
 
 - eligible: a competitor offer with feedback_rating >= 70 or no rating (observations carry no quantity: every
   observed offer counts as in stock); our offer always (the backtest assumes our stock lasts);

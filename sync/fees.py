@@ -220,7 +220,7 @@ ORDER BY sku
 
 
 def write_product_fees(con: duckdb.DuckDBPyConnection, listings: str, file: str, decimals: int) -> int:
-    """Table `product_fees` (Seam 3: sku, referral_rate, fixed_fee, fixed_fee_minor, source, estimated_at,
+    """Table `product_fees` (sku, referral_rate, fixed_fee, fixed_fee_minor, source, estimated_at,
     price_basis_minor): per SKU of `listings`, the `file` row (sku, referral_rate, fixed_fee; the `fees` input) when
     there is one, else Amazon's newest good estimate, however old (an old estimate beats none). Returns the rows."""
     con.execute(_PRODUCT_FEES.format(listings=listings, file=file), {"decimals": decimals})

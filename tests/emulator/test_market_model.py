@@ -1,4 +1,4 @@
-"""The market model (`emulator.market_model`, `--market`): the Buy Box award of Seam 4 worked by hand, each
+"""The market model (`emulator.market_model`, `--market`): the Buy Box award worked by hand, each
 competitor strategy's moves, suppression, seeded demand, and the model inside the emulator (orders through the orders
 API, the clock's time scale)."""
 
