@@ -7,7 +7,8 @@ is row 1 of a CSV file; Parquet rows count from 1), the column and the offending
 
 A problem belongs to one channel when it sits on a row of a channel-scoped file whose `channel` is configured; every
 other problem (a missing column, a master-inventory row, an unknown channel) belongs to all channels, because the
-seller's data for them is in doubt. Validation is SQL over Arrow (DuckDB), one pass per rule, never a loop per row.
+seller's data for them is in doubt. Validation is SQL (DuckDB): one scan types every value and flags the bad rows,
+never a loop per row.
 
 Every problem has a severity. An `error` blocks (the row is dropped and nothing is published for the channels it
 concerns); a `warning` does not: the row concerns only itself and the channel's other SKUs go on. The one warning is a
