@@ -11,7 +11,9 @@ in order instead of letting them race for each freed token, which keeps throughp
 
 Amazon's model (§3.4 of the facts): `rate` tokens/s refill a bucket of size `burst`, one token per call. We run a
 little under Amazon's numbers (`rate_safety`, one token less burst) so that network jitter between our clock and
-Amazon's does not turn an on-time call into a 429.
+Amazon's does not turn an on-time call into a 429. An operation whose bucket holds a single token (getItemOffersBatch,
+getMyFeesEstimates, ...) has no burst to spare: each interval also gets `single_token_slack_s` (at most a tenth of the
+interval), because two calls' network delays differ and Amazon counts from their arrival.
 
 Global caps (the Sales Channel module's "30 requests/minute, 36,000/day per seller") are sliding windows counted in
 slots (1/60 of the window each); a slot counts in full until the whole slot has left the window, so the count never
@@ -259,6 +261,7 @@ class Throttle:
         requests_per_day: int = 36_000,
         rate_safety: float = 0.97,
         burst_margin: int = 1,
+        single_token_slack_s: float = 0.25,
         minute_seconds: float = 60.0,
         day_seconds: float = 86_400.0,
         feed_window_seconds: float | None = None,
@@ -284,6 +287,7 @@ class Throttle:
         self.feed_window_seconds = feed_window_seconds
         self.rate_safety = rate_safety
         self.burst_margin = burst_margin
+        self.single_token_slack_s = single_token_slack_s
         self._clock = clock
         self._sleep = sleep
         if dsn is not None:
@@ -306,7 +310,11 @@ class Throttle:
 
     # -- the core decision ------------------------------------------------------------------------------------------
     def _effective(self, rate: float, burst: float) -> tuple[float, float]:
-        return rate * self.rate_safety, max(1.0, burst - self.burst_margin)
+        effective = rate * self.rate_safety
+        if burst <= 1:
+            interval = 1.0 / effective
+            effective = 1.0 / (interval + min(self.single_token_slack_s, interval / 10))
+        return effective, max(1.0, burst - self.burst_margin)
 
     def reserve(
         self,

@@ -41,6 +41,7 @@ def make(where: Where, clock: FakeClock, name: str = "t", **kwargs) -> Throttle:
     kwargs.setdefault("requests_per_day", 0)
     kwargs.setdefault("rate_safety", 1.0)
     kwargs.setdefault("burst_margin", 0)
+    kwargs.setdefault("single_token_slack_s", 0.0)
     return Throttle(**where(name), clock=clock, sleep=clock.sleep, **kwargs)
 
 
@@ -76,6 +77,16 @@ def test_safety_margins_run_below_amazons_numbers(where: Where) -> None:
     throttle = make(where, clock, rate_safety=0.5, burst_margin=1)
     waits = [throttle.reserve("S", "op", 2.0, 3).wait for _ in range(3)]
     assert waits == pytest.approx([0, 0, 1.0])  # burst 3-1 = 2, rate 2*0.5 = 1/s
+
+
+def test_a_single_token_bucket_leaves_slack_for_network_jitter(where: Where) -> None:
+    clock = FakeClock()
+    throttle = make(where, clock, rate_safety=1.0, single_token_slack_s=0.25)
+    # Burst 1: no token to spare, so each interval is 1/rate plus the slack, at most a tenth of the interval.
+    assert [throttle.reserve("S", "fees", 0.5, 1).wait for _ in range(3)] == pytest.approx([0, 2.2, 4.4])
+    assert [throttle.reserve("S", "offers", 0.1, 1).wait for _ in range(2)] == pytest.approx([0, 10.25])
+    # A bucket with a burst has its spare token (burst_margin) instead.
+    assert [throttle.reserve("S", "orders", 2.0, 2).wait for _ in range(3)] == pytest.approx([0, 0, 0.5])
 
 
 def test_adopts_reported_rate_and_drains_on_429(where: Where) -> None:
