@@ -14,16 +14,15 @@ from seller.config import Channel
 
 __all__ = ["price_channel"]
 
-# The price Amazon last accepted for each SKU is `published_state.price_minor` (written by the push once Amazon
-# confirmed it); a channel never pushed has no such table yet.
+# The price Amazon has for each SKU: `pricing.guards.published_prices`, also what the guard compares with.
 _LISTINGS = """
 CREATE OR REPLACE TEMP VIEW listings AS
 SELECT r.sku, r.asin, r.fulfillment, m.price AS base_price, c.min_price, c.max_price, c.shipping, c.undercut_percent,
-       m.cost, m.brand, m.product_type, {published} AS published_price
+       m.cost, m.brand, m.product_type, from_minor(p.price_minor, {decimals}) AS published_price
 FROM reconciled_inventory r
 JOIN master_inventory m USING (sku)
 JOIN channel_mappings c USING (sku)
-{published_join}
+LEFT JOIN published_prices p USING (sku)
 {only}
 """
 
@@ -34,15 +33,13 @@ def price_channel(
     """Every mapped SKU of the channel priced by `price_with_rules` from the channel's tables: reconciled_inventory,
     master_inventory, channel_mappings, competitor_prices, and where they exist pricing_rules (the validated file),
     product_fees (the fee estimates) and published_state (the price Amazon has); then the `max_change_percent` guard
-    (pricing.guards). `only`: a relation with a `sku` column, to price those SKUs alone. Creates temp views (`listings`,
-    `unguarded`, `published_prices`); writes nothing else."""
+    (pricing.guards). `only`: a relation with a `sku` column, to price those SKUs alone. Creates temp views
+    (`published_prices`, `listings`, `unguarded`); writes nothing else."""
     tables = channel_tables(con)
-    published = "published_state" in tables
+    con.register("published_prices", guards.published_prices(con, tables))  # temp views: never in a DuckLake
     con.execute(
         _LISTINGS.format(
-            published=f"from_minor(p.price_minor, {int(channel.decimals)})" if published else "NULL::DECIMAL(18,2)",
-            published_join="LEFT JOIN published_state p USING (sku)" if published else "",
-            only=f"WHERE r.sku IN (SELECT sku FROM {only})" if only else "",
+            decimals=int(channel.decimals), only=f"WHERE r.sku IN (SELECT sku FROM {only})" if only else ""
         )
     )
     priced = price_with_rules(
@@ -57,8 +54,7 @@ def price_channel(
         pricing=channel.pricing,
         now=now,
     )
-    con.register("unguarded", priced)  # temp views (a relation's view would go into a DuckLake)
-    con.register("published_prices", guards.published_prices(con, tables))
+    con.register("unguarded", priced)
     return guards.hold_large_changes(
         con, "unguarded", "published_prices", pricing=channel.pricing, decimals=channel.decimals
     )
