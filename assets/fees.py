@@ -4,6 +4,7 @@ seller's `fees` file, which wins. Pricing reads it for profit floors."""
 from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 
 from assets.metadata import PREVIEW_ROWS, preview
@@ -12,7 +13,7 @@ from resources.spapi import ServerError, SpApiTimeout, Throttled
 from resources.spapi_resource import SpApiResource
 from resources.transaction import transaction
 from resources.warehouse import Warehouse, channel_tables
-from seller.inputs import blocking, ensure_input_errors, problems_for
+from seller.inputs import blocking, ensure_input_errors, problems_for, replace_input_errors
 from seller.snapshots import ensure_snapshot, read_errors, rows_sql
 from sync import fees
 
@@ -28,6 +29,11 @@ _NO_LISTINGS = (
     "CREATE OR REPLACE TEMP VIEW fee_listings AS "
     "SELECT NULL::VARCHAR AS sku, NULL::DECIMAL(18,2) AS price, NULL::VARCHAR AS fulfillment WHERE false"
 )
+
+
+def _fee_listings(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp view `fee_listings` (sku, price, fulfillment): the channel's mapped SKUs, none before its inputs exist."""
+    con.execute(_LISTINGS if {"channel_mappings", "master_inventory"} <= channel_tables(con) else _NO_LISTINGS)
 
 
 class FeesPullConfig(dg.Config):
@@ -50,10 +56,7 @@ def _validate_file(context: dg.AssetExecutionContext, warehouse: Warehouse, chan
         for attempt in transaction(con):
             with attempt:
                 con.execute(f"CREATE OR REPLACE TABLE {_FILE} AS {rows_sql(snapshot, channel_name)}")
-                con.register("problem_rows", problems)
-                con.execute("DELETE FROM input_errors WHERE input = 'fees'")
-                con.execute("INSERT INTO input_errors BY NAME SELECT 'fees' AS input, * FROM problem_rows")
-                con.unregister("problem_rows")
+                replace_input_errors(con, "fees", problems)
     for row in problems.slice(0, 20).to_pylist():
         context.log.error(f"{row['file']}, row {row['row']}, column {row['column']}: {row['message']}")
     return problems
@@ -89,8 +92,7 @@ def product_fees(
     problems = _validate_file(context, warehouse, channel.name)
     with warehouse.connect(channel.name) as con:
         fees.ensure_tables(con)
-        known = channel_tables(con)
-        con.execute(_LISTINGS if {"channel_mappings", "master_inventory"} <= known else _NO_LISTINGS)
+        _fee_listings(con)
         todo = fees.plan(con, "fee_listings", _FILE, now, channel.pricing.fees_max_age_days)
     asked = failed = 0
     stopped = "offline" if config.offline else "complete"
@@ -119,7 +121,7 @@ def product_fees(
             stopped = f"budget ({asked} of {len(todo)} SKUs; pull_seconds {config.pull_seconds:g}, cap share "
             stopped += f"{config.pull_cap_share:g})"
     with warehouse.connect(channel.name) as con:
-        con.execute(_LISTINGS if {"channel_mappings", "master_inventory"} <= channel_tables(con) else _NO_LISTINGS)
+        _fee_listings(con)
         for rows in pending:
             fees.record(con, rows)
         total = fees.write_product_fees(con, "fee_listings", _FILE, channel.decimals)

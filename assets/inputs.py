@@ -21,7 +21,15 @@ from resources.spapi_resource import SpApiResource
 from resources.transaction import transaction
 from resources.warehouse import Warehouse, channel_tables
 from seller.config import Channel
-from seller.inputs import INPUTS, WARNING, blocking, ensure_input_errors, problems_for, unknown_skus
+from seller.inputs import (
+    INPUTS,
+    WARNING,
+    blocking,
+    ensure_input_errors,
+    problems_for,
+    replace_input_errors,
+    unknown_skus,
+)
 from seller.snapshots import SNAPSHOT_INPUTS, ensure_snapshot, read_errors, rows_sql
 from sync import offers
 from sync.pull import fba_rows
@@ -174,9 +182,7 @@ def _build(name: str) -> dg.AssetsDefinition:
                     if name == "channel_mappings" and snapshot.file is not None and _known_master(con):
                         warned = unknown_skus(con, name, "master_inventory", snapshot.file)
                         problems = pa.concat_tables([problems, warned])
-                    con.register("problem_rows", problems)
-                    con.execute("DELETE FROM input_errors WHERE input = ?", [name])
-                    con.execute("INSERT INTO input_errors BY NAME SELECT ? AS input, * FROM problem_rows", [name])
+                    replace_input_errors(con, name, problems)
                     if pulled is not None:
                         con.register("amazon_rows", pulled[0])
                         con.execute(_MERGE[name])

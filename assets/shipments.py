@@ -36,7 +36,7 @@ from resources.spapi import InvalidInput, LwaError, ResourceNotFound, SpApiClien
 from resources.spapi_resource import SpApiResource
 from resources.transaction import transaction
 from resources.warehouse import Warehouse
-from seller.inputs import ensure_input_errors, problems_for
+from seller.inputs import ERROR, ERROR_SCHEMA, ensure_input_errors, problems_for, replace_input_errors
 from seller.snapshots import ensure_snapshot, read_errors, rows_sql
 from sync.orders import package_detail, row_hash
 
@@ -95,6 +95,7 @@ def _extra_problems(rows: list[dict[str, Any]], file: str) -> tuple[list[dict[st
                     "value": issue[1],
                     "message": issue[2],
                     "channel": row["channel"],
+                    "severity": ERROR,
                 }
             )
         else:
@@ -146,13 +147,7 @@ def shipment_confirmations(
         ensure_input_errors(con)
         for attempt in transaction(con):
             with attempt:
-                con.execute("DELETE FROM input_errors WHERE input = 'shipments'")
-                if problems:
-                    con.executemany(
-                        'INSERT INTO input_errors (input, file, row, "column", value, message, channel) '
-                        "VALUES ('shipments', ?, ?, ?, ?, ?, ?)",
-                        [[p["file"], p["row"], p["column"], p["value"], p["message"], p["channel"]] for p in problems],
-                    )
+                replace_input_errors(con, "shipments", pa.Table.from_pylist(problems, schema=ERROR_SCHEMA))
         ledger = {
             r[0]: (r[1], r[2])
             for r in con.execute("SELECT order_id, status, row_hash FROM shipment_confirmations").fetchall()

@@ -53,6 +53,7 @@ __all__ = [
     "ensure_input_errors",
     "find_input",
     "problems_for",
+    "replace_input_errors",
     "unknown_skus",
 ]
 
@@ -101,6 +102,17 @@ def ensure_input_errors(con: duckdb.DuckDBPyConnection) -> None:
     """Create the channel's `input_errors` table, or add the `severity` column to an older one."""
     con.execute(_INPUT_ERRORS)
     con.execute(_SEVERITY_COLUMN)
+
+
+def replace_input_errors(con: duckdb.DuckDBPyConnection, name: str, problems: pa.Table) -> None:
+    """Input `name`'s rows of the channel's `input_errors` become `problems` (ERROR_SCHEMA). Inside the caller's
+    transaction, so they change with the rows they describe."""
+    con.register("problem_rows", problems)
+    try:
+        con.execute("DELETE FROM input_errors WHERE input = ?", [name])
+        con.execute("INSERT INTO input_errors BY NAME SELECT ? AS input, * FROM problem_rows", [name])
+    finally:
+        con.unregister("problem_rows")
 
 
 def blocking(errors: pa.Table) -> pa.Table:
