@@ -17,9 +17,10 @@ _MACROS = (
     # minor units -> DECIMAL(18,2) amount (exact: integer times 0.01)
     "CREATE OR REPLACE TEMP MACRO from_minor(minor, decimals) AS "
     "CAST(CAST(minor AS DECIMAL(18,0)) * CASE WHEN decimals = 0 THEN 1.00 ELSE 0.01 END AS DECIMAL(18,2))",
-    # minor units -> the text Amazon expects: '19.99', or '1999' for JPY
+    # minor units -> the text Amazon expects: '19.99', or '1999' for JPY (a DECIMAL cast: exact, and several times
+    # faster than printf over a million rule chains)
     "CREATE OR REPLACE TEMP MACRO money_text(minor, decimals) AS CASE WHEN decimals = 0 THEN CAST(minor AS VARCHAR) "
-    "ELSE printf('%d.%02d', minor // 100, minor % 100) END",
+    "ELSE CAST(CAST(CAST(minor AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2)) AS VARCHAR) END",
 )
 
 

@@ -145,14 +145,6 @@ _TOKEN = f"""CASE WHEN s{{k}} IS NULL THEN NULL
     ELSE concat(id{{k}}, ':', {{money}}, '(', {list(_REASONS)}[s{{k}}], ')') END"""
 
 
-def _money_text(minor: str, decimals: int) -> str:
-    """SQL rendering minor units as text ('19.40'; '1940' for a currency without a minor unit); exact (a DECIMAL
-    cast, several times faster than printf over a million chains)."""
-    if decimals == 0:
-        return f"CAST({minor} AS VARCHAR)"
-    return f"CAST(CAST(CAST({minor} AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2)) AS VARCHAR)"
-
-
 def _fold(steps: int, decimals: int) -> dict[str, str]:
     """The SQL of the fold over `steps` step positions: the per-signature columns of each position (`flat`), the
     CTEs from `priced` to `folded` (whose `rule_minor` is the price after the last step), and the final columns read
@@ -180,8 +172,8 @@ def _fold(steps: int, decimals: int) -> dict[str, str]:
     return {
         "flat": flat,
         "fold": ",\n".join(ctes),
-        "tokens": "".join(", " + _TOKEN.format(k=k, money=_money_text(f"p{k}", decimals)) for k in ks),
-        "clamp": _money_text("price_minor", decimals),
+        "tokens": "".join(", " + _TOKEN.format(k=k, money=f"money_text(p{k}, {int(decimals)})") for k in ks),
+        "clamp": f"money_text(price_minor, {int(decimals)})",
         "below": f"coalesce({below}false)",
         "cost_floor": f"coalesce({floor}NULL)",
     }
