@@ -87,9 +87,7 @@ def config_fields(channels: Mapping[str, Channel]) -> list[dict]:
             "decimals": int(c.decimals),
             "seller_id": c.seller_id,
             "region": c.region,
-            "allocation": {
-                k: str(getattr(c.allocation, k)) for k in ("safety_buffer", "max_quantity", "allocation_percent")
-            },
+            "allocation": {k: str(getattr(c.allocation, k)) for k in _ALLOCATION},
         }
         for c in sorted(channels.values(), key=lambda c: c.name)
     ]
