@@ -220,6 +220,21 @@ class Repricer:
         self.cost_floor: dict[str, int] = {}
         if strategy == "ours":
             self.con.execute(f"CREATE TEMP TABLE ours_rules AS {_RULES}", {"path": str(RULES_FILE)})
+            parts = [fee_parts(i.product_type, i.fba, i.size_tier) for i in items]
+            self.con.register(
+                "fee_parts",
+                pd.DataFrame(
+                    {
+                        "sku": [i.sku for i in items],
+                        "referral_e4": [rate for rate, _ in parts],
+                        "fixed_fee_minor": [fixed for _, fixed in parts],
+                    }
+                ),
+            )
+            self.con.execute(
+                "CREATE TEMP TABLE ours_fees AS SELECT sku, CAST(referral_e4 / 10000 AS DECIMAL(9,6)) "
+                "AS referral_rate, fixed_fee_minor FROM fee_parts"
+            )
 
     def price(self, model: MarketModel, published: dict[str, int], now: float) -> dict[str, int]:
         listings_raw = pd.DataFrame(
@@ -296,10 +311,6 @@ class Repricer:
         from pricing.rules import price_with_rules
 
         pricing = Pricing(**RECOMMENDED_PRICING)
-        self.con.execute(
-            "CREATE OR REPLACE TEMP VIEW ours_fees AS SELECT sku, CAST(referral_e4 / 10000 AS DECIMAL(9,6)) "
-            "AS referral_rate, fixed_fee_minor FROM fees_raw"
-        )
         priced = price_with_rules(
             self.con,
             "listings",
@@ -343,17 +354,6 @@ def run(items: list[Item], strategy: str, seed: int, hours: float, reprice_minut
         model.add_market(item.asin, [replace(c) for c in item.competitors] + [ours], item.demand_per_hour)
         published[item.asin] = item.base_minor
     repricer = Repricer(strategy, items)
-    if strategy == "ours":
-        repricer.con.register(
-            "fees_raw",
-            pd.DataFrame(
-                {
-                    "sku": [i.sku for i in items],
-                    "referral_e4": [fee_parts(i.product_type, i.fba, i.size_tier)[0] for i in items],
-                    "fixed_fee_minor": [fee_parts(i.product_type, i.fba, i.size_tier)[1] for i in items],
-                }
-            ),
-        )
     end = START + hours * 3600
     step = reprice_minutes * 60
     changes = 0
